@@ -1,0 +1,2 @@
+// The `lighter` command's implementation (filled in with the CLI work).
+namespace lighter::cli {}

@@ -1,0 +1,40 @@
+#pragma once
+// Every test file includes this header first. Torch must come before Catch2: torch defines its own
+// CHECK macro, and Catch2's would be silently replaced otherwise.
+#include <torch/torch.h>
+
+#if __has_include(<catch2/catch_test_macros.hpp>)
+#include <catch2/catch_approx.hpp>
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+using Catch::Approx;
+#else
+#include <catch2/catch.hpp>
+#endif
+
+#include <string>
+
+#include "lighter/lighter.h"
+
+namespace lighter_test {
+
+/// Path of a file in the source tree.
+inline std::string source_path(const std::string& relative) { return std::string(LIGHTER_SOURCE_DIR) + "/" + relative; }
+/// Path of a file under ../shared/fixtures.
+inline std::string fixture_path(const std::string& relative) {
+  return std::string(LIGHTER_FIXTURES_DIR) + "/" + relative;
+}
+/// A fresh empty folder for one test.
+std::string temp_dir(const std::string& name);
+/// Largest absolute difference between two tensors.
+inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+/// Runs the `lighter` command with arguments; returns exit status and captures stdout+stderr.
+int run_cli(const std::string& args, std::string* output = nullptr);
+
+}  // namespace lighter_test
+
+// Expects `expr` to throw a lighter::Error whose message contains `text`.
+#define LIGHTER_REQUIRE_THROWS_WITH(expr, text) \
+  REQUIRE_THROWS_WITH(expr, Catch::Matchers::Contains(text))

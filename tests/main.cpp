@@ -1,0 +1,41 @@
+#define CATCH_CONFIG_RUNNER
+#include "lighter_test.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include <unistd.h>
+
+namespace lighter_test {
+
+std::string temp_dir(const std::string& name) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("lighter_test_" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+int run_cli(const std::string& args, std::string* output) {
+  std::string command = std::string(LIGHTER_CLI_PATH) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return -1;
+  std::string text;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) text.append(buffer, n);
+  int status = ::pclose(pipe);
+  if (output) *output = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace lighter_test
+
+int main(int argc, char* argv[]) {
+  lighter::set_log_level("warn");
+  torch::set_num_threads(1);
+  int result = Catch::Session().run(argc, argv);
+  std::filesystem::remove_all(std::filesystem::temp_directory_path() /
+                              ("lighter_test_" + std::to_string(::getpid())));
+  return result;
+}
