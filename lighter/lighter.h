@@ -6,3 +6,18 @@
 #include "lighter/core/logging.h"
 #include "lighter/core/registry.h"
 #include "lighter/core/shape.h"
+#include "lighter/layers/activations.h"
+#include "lighter/layers/core_layers.h"
+#include "lighter/layers/initializers.h"
+#include "lighter/layers/layer.h"
+#include "lighter/layers/preprocessing.h"
+#include "lighter/layers/registry.h"
+#include "lighter/layers/regularizers.h"
+#include "lighter/models/keras_json.h"
+#include "lighter/models/model.h"
+#include "lighter/models/sequential.h"
+
+namespace lighter {
+using layers::DenseOptions;
+using models::Sequential;
+}  // namespace lighter

@@ -16,11 +16,13 @@ class Error : public std::runtime_error {
 class ConfigError : public Error {
  public:
   ConfigError(std::string path, const std::string& message)
-      : Error(path.empty() ? message : path + ": " + message), path_(std::move(path)) {}
+      : Error(path.empty() ? message : path + ": " + message), path_(std::move(path)), message_(message) {}
   const std::string& path() const { return path_; }
+  /// The message without the path.
+  const std::string& message() const { return message_; }
 
  private:
-  std::string path_;
+  std::string path_, message_;
 };
 
 /// Tensors whose shapes do not fit what a layer, loss or model expects.

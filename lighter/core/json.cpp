@@ -73,7 +73,8 @@ ConfigReader::ConfigReader(const json& object, std::string path) : object_(&obje
   if (!object.is_object()) throw ConfigError(path_, "expected an object, got " + describe(object));
 }
 
-bool ConfigReader::has(const std::string& key) const {
+bool ConfigReader::has(const std::string& key) {
+  seen_.insert(key);
   auto it = object_->find(key);
   return it != object_->end() && !it->is_null();
 }

@@ -44,8 +44,8 @@ class ConfigReader {
   std::string path_of(const std::string& key) const { return join_path(path_, key); }
   const json& object() const { return *object_; }
 
-  /// True when the key is present and not null.
-  bool has(const std::string& key) const;
+  /// True when the key is present and not null (the key counts as known).
+  bool has(const std::string& key);
   /// Marks keys as known without reading them (values Lighter tolerates, e.g. Keras' `module`).
   void ignore(std::initializer_list<const char*> keys);
   /// The raw value (marks the key); a missing key is an error.

@@ -1,0 +1,105 @@
+#include "lighter/layers/layer.h"
+
+#include "lighter/core/error.h"
+
+namespace lighter::layers {
+
+LayerImpl::LayerImpl(std::string class_name, LayerArgs args)
+    : torch::nn::Module(class_name), class_name_(std::move(class_name)), args_(std::move(args)) {}
+
+void LayerImpl::set_trainable(bool trainable) {
+  args_.trainable = trainable;
+  for (auto& p : parameters(/*recurse=*/true)) p.set_requires_grad(trainable);
+}
+
+void LayerImpl::build(const Shape& input_shape) {
+  if (built_) {
+    // Rebuilding with another feature shape would silently replace trained weights.
+    bool same = input_shape.size() == input_shape_.size();
+    for (size_t i = 1; same && i < input_shape.size(); ++i)
+      same = input_shape[i] == input_shape_[i] || input_shape[i] < 0 || input_shape_[i] < 0;
+    if (!same)
+      throw ShapeError("layer '" + layer_name() + "' (" + class_name_ + ") was built for input " +
+                       shape_to_string(input_shape_) + " but got " + shape_to_string(input_shape));
+    return;
+  }
+  output_shape_ = compute_output_shape(input_shape);
+  input_shape_ = input_shape;
+  build_impl(input_shape);
+  built_ = true;
+  if (!args_.trainable) set_trainable(false);
+}
+
+json LayerImpl::get_config() const { return detail::write_layer_args(args_); }
+
+ParamCount LayerImpl::count_params() const {
+  ParamCount c;
+  for (const auto& p : parameters(true)) (p.requires_grad() ? c.trainable : c.non_trainable) += p.numel();
+  c.non_trainable += weight_buffer_count();
+  return c;
+}
+
+int64_t LayerImpl::weight_buffer_count() const {
+  int64_t n = 0;
+  auto own = named_buffers(/*recurse=*/false);
+  for (const auto& name : weight_buffers_)
+    if (const auto* b = own.find(name)) n += b->numel();
+  for (const auto& child : children())
+    if (auto layer = std::dynamic_pointer_cast<LayerImpl>(child)) n += layer->weight_buffer_count();
+  return n;
+}
+
+torch::Tensor LayerImpl::register_weight_buffer(const std::string& name, torch::Tensor tensor) {
+  weight_buffers_.push_back(name);
+  return register_buffer(name, std::move(tensor));
+}
+
+namespace detail {
+
+LayerArgs read_layer_args(ConfigReader& r) {
+  LayerArgs a;
+  a.name = r.get<std::string>("name", "");
+  a.trainable = r.get<bool>("trainable", true);
+  const json& dtype = r.raw_or_null("dtype");
+  std::string dtype_name = "float32";
+  if (dtype.is_string()) {
+    dtype_name = dtype.get<std::string>();
+  } else if (dtype.is_object()) {
+    // Keras 3 writes a DTypePolicy object.
+    ConfigReader d(dtype, r.path_of("dtype"));
+    d.ignore({"module", "class_name", "registered_name"});
+    ConfigReader dc = d.child("config");
+    dtype_name = dc.get<std::string>("name");
+    dc.finish();
+    d.finish();
+  } else if (!dtype.is_null()) {
+    throw ConfigError(r.path_of("dtype"), "expected a dtype name or a DTypePolicy, got " + describe(dtype));
+  }
+  if (dtype_name != "float32")
+    throw ConfigError(r.path_of("dtype"), "dtype '" + dtype_name + "' is not supported yet (supported: float32)");
+  if (r.has("batch_input_shape")) a.batch_input_shape = shape_from_json(r.raw("batch_input_shape"), r.path_of("batch_input_shape"));
+  if (r.has("batch_shape")) a.batch_input_shape = shape_from_json(r.raw("batch_shape"), r.path_of("batch_shape"));
+  if (r.has("input_shape")) {
+    Shape s = shape_from_json(r.raw("input_shape"), r.path_of("input_shape"));
+    s.insert(s.begin(), -1);
+    a.batch_input_shape = s;
+  }
+  if (r.has("batch_size") && a.batch_input_shape) (*a.batch_input_shape)[0] = r.positive_int("batch_size");
+  r.ignore({"batch_size"});
+  return a;
+}
+
+json write_layer_args(const LayerArgs& a) {
+  json j{{"name", a.name}, {"trainable", a.trainable}, {"dtype", "float32"}};
+  if (a.batch_input_shape) j["batch_input_shape"] = shape_to_json(*a.batch_input_shape);
+  return j;
+}
+
+void expect_min_rank(const LayerImpl& layer, const Shape& shape, size_t rank) {
+  if (shape.size() < rank)
+    throw ShapeError("layer '" + layer.layer_name() + "' (" + layer.class_name() + ") expects inputs of rank >= " +
+                     std::to_string(rank) + ", got shape " + shape_to_string(shape));
+}
+
+}  // namespace detail
+}  // namespace lighter::layers

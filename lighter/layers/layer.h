@@ -1,0 +1,154 @@
+#pragma once
+/// The base of every Lighter layer: a torch::nn::Module with Keras' layer contract (name, trainable, build from an
+/// input shape, output shape, get_config, weight counts, regularization and masks).
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "lighter/core/json.h"
+#include "lighter/core/shape.h"
+
+namespace lighter::layers {
+
+/// Weight counts as Keras' summary reports them.
+struct ParamCount {
+  int64_t trainable = 0;
+  int64_t non_trainable = 0;
+  int64_t total() const { return trainable + non_trainable; }
+  ParamCount& operator+=(const ParamCount& o) {
+    trainable += o.trainable;
+    non_trainable += o.non_trainable;
+    return *this;
+  }
+};
+
+/// Arguments every Keras layer takes. `input_shape` (without the batch axis) or `batch_input_shape` declare the
+/// input of a first layer, as Keras 2 allowed.
+struct LayerArgs {
+  std::string name;
+  bool trainable = true;
+  std::optional<Shape> batch_input_shape;
+};
+
+/// Base of every layer (Keras' `Layer`). Weights are created by `build` once the input shape is known; their
+/// registered names (`weight`, `bias`, `mean`, ...) are the checkpoint keys.
+class LayerImpl : public torch::nn::Module {
+ public:
+  LayerImpl(std::string class_name, LayerArgs args);
+
+  /// Keras' class name (`Dense`).
+  const std::string& class_name() const { return class_name_; }
+  /// The layer's name in its model (`dense_1`).
+  const std::string& layer_name() const { return args_.name; }
+  void set_layer_name(std::string name) { args_.name = std::move(name); }
+
+  /// Keras' `trainable`: false freezes every weight of the layer (requires_grad off) and counts it non-trainable.
+  bool trainable() const { return args_.trainable; }
+  void set_trainable(bool trainable);
+
+  /// Shape of the input declared by the config (batch axis included), if any.
+  const std::optional<Shape>& declared_input_shape() const { return args_.batch_input_shape; }
+
+  bool built() const { return built_; }
+  /// Creates the weights for `input_shape` (batch axis included, -1 unknown); checks the shape.
+  void build(const Shape& input_shape);
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const { return output_shape_; }
+
+  /// Output shape for an input shape (both with the batch axis). Throws ShapeError for an input it cannot take.
+  virtual Shape compute_output_shape(const Shape& input_shape) const { return input_shape; }
+
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+
+  /// The activation the layer ends with ("softmax", "sigmoid", ... or "linear"); losses fuse softmax/sigmoid.
+  virtual std::string output_activation() const { return "linear"; }
+  /// The output before that final activation (the logits when it is softmax or sigmoid).
+  virtual torch::Tensor forward_pre_activation(const torch::Tensor& x) { return forward(x); }
+
+  /// Keras' get_config: exactly the constructor arguments (name, trainable, dtype and the layer's own).
+  virtual nlohmann::json get_config() const;
+
+  /// Weight counts (parameters by requires_grad, plus weights held as buffers, which are non-trainable).
+  virtual ParamCount count_params() const;
+
+  /// Weight and activity regularization penalties of the last forward pass (undefined when the layer has none).
+  virtual torch::Tensor regularization_loss() const { return {}; }
+
+  /// Keras' supports_masking: true when the layer passes a mask through unchanged or transforms it.
+  virtual bool supports_masking() const { return false; }
+  /// The mask of the output for an input mask (Keras' compute_mask); by default passed on when supported.
+  virtual torch::Tensor compute_mask(const torch::Tensor& input, const torch::Tensor& mask) const {
+    return supports_masking() ? mask : torch::Tensor();
+  }
+
+  /// Preprocessing layers that learn statistics from data before training (Keras' `adapt`).
+  virtual bool needs_adapt() const { return false; }
+  virtual void adapt(const torch::Tensor& data) {}
+  /// Called after weights were loaded into the layer (adapted statistics count as adapted).
+  virtual void on_weights_loaded() {}
+
+ protected:
+  /// Creates weights; `input_shape` has the batch axis.
+  virtual void build_impl(const Shape& input_shape) {}
+  /// Registers a weight held as a buffer (non-trainable, counted by count_params and saved).
+  torch::Tensor register_weight_buffer(const std::string& name, torch::Tensor tensor);
+  /// Elements of the weights held as buffers, here and in sub-layers.
+  int64_t weight_buffer_count() const;
+
+  std::string class_name_;
+  LayerArgs args_;
+  bool built_ = false;
+  Shape input_shape_, output_shape_;
+  std::vector<std::string> weight_buffers_;
+};
+
+using LayerPtr = std::shared_ptr<LayerImpl>;
+
+/// Anything that holds a layer: a ModuleHolder (`Dense(...)`) or a shared_ptr to a LayerImpl subclass.
+class LayerRef {
+ public:
+  template <class T, class = std::enable_if_t<std::is_base_of<LayerImpl, T>::value>>
+  LayerRef(const torch::nn::ModuleHolder<T>& holder) : ptr_(holder.ptr()) {}
+  template <class T, class = std::enable_if_t<std::is_base_of<LayerImpl, T>::value>>
+  LayerRef(std::shared_ptr<T> ptr) : ptr_(std::move(ptr)) {}
+  const LayerPtr& ptr() const { return ptr_; }
+
+ private:
+  LayerPtr ptr_;
+};
+
+namespace detail {
+/// Reads name, trainable, dtype and the input-shape keys Keras writes on any layer.
+LayerArgs read_layer_args(ConfigReader& r);
+/// Writes them back.
+nlohmann::json write_layer_args(const LayerArgs& args);
+/// Rank and dimension checks with a ShapeError naming the layer.
+void expect_min_rank(const LayerImpl& layer, const Shape& shape, size_t rank);
+}  // namespace detail
+
+}  // namespace lighter::layers
+
+/// Declares the arguments every layer options struct carries (name, trainable, input_shape), TORCH_ARG style.
+#define LIGHTER_LAYER_ARGS                                        \
+  TORCH_ARG(std::string, name) = "";                              \
+  TORCH_ARG(bool, trainable) = true;                              \
+  /** Input shape without the batch axis (first layer only). */   \
+  TORCH_ARG(std::vector<int64_t>, input_shape) = {};              \
+                                                                  \
+ public:                                                          \
+  ::lighter::layers::LayerArgs layer_args() const {               \
+    ::lighter::layers::LayerArgs a;                               \
+    a.name = name_;                                               \
+    a.trainable = trainable_;                                     \
+    if (!input_shape_.empty()) {                                  \
+      ::lighter::Shape s{-1};                                     \
+      s.insert(s.end(), input_shape_.begin(), input_shape_.end()); \
+      a.batch_input_shape = s;                                    \
+    }                                                             \
+    return a;                                                     \
+  }

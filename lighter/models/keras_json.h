@@ -1,0 +1,18 @@
+#pragma once
+/// Models from Keras' `model.to_json()` (Keras 2 and Keras 3 flavours) and from Lighter's compact form.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "lighter/models/model.h"
+
+namespace lighter::models {
+
+/// Builds a model from Keras JSON. `path` prefixes every error (e.g. "model"). Supported: Sequential (config as
+/// {"name", "layers", ...} or Keras 2.2's bare list of layers). Other classes -> ConfigError listing the supported.
+ModelPtr model_from_json(const nlohmann::json& spec, const std::string& path = "model");
+
+/// Reads a model file holding Keras JSON (`model.to_json()` output, or a Lighter model.json).
+ModelPtr model_from_file(const std::string& file);
+
+}  // namespace lighter::models

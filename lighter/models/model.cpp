@@ -1,0 +1,118 @@
+#include "lighter/models/model.h"
+
+#include <cstdio>
+#include <sstream>
+
+#include "lighter/core/error.h"
+
+namespace lighter::models {
+
+ModelImpl::ModelImpl(std::string class_name, std::string name)
+    : torch::nn::Module(class_name), class_name_(std::move(class_name)), name_(std::move(name)) {}
+
+// Out of line so that Trainer is complete where the shared_ptr is destroyed.
+ModelImpl::~ModelImpl() = default;
+
+layers::LayerPtr ModelImpl::get_layer(const std::string& name) const {
+  std::string known;
+  for (const auto& l : layers()) {
+    if (l->layer_name() == name) return l;
+    known += (known.empty() ? "" : ", ") + l->layer_name();
+  }
+  throw ConfigError("layer", "no layer named '" + name + "' (layers: " + known + ")");
+}
+
+layers::ParamCount ModelImpl::count_params() const {
+  layers::ParamCount c;
+  for (const auto& l : layers()) c += l->count_params();
+  return c;
+}
+
+torch::Tensor ModelImpl::regularization_loss() const {
+  torch::Tensor total;
+  for (const auto& l : layers()) {
+    auto r = l->regularization_loss();
+    if (r.defined()) total = total.defined() ? total + r : r;
+  }
+  return total;
+}
+
+bool ModelImpl::needs_adapt() const {
+  for (const auto& l : layers())
+    if (l->needs_adapt()) return true;
+  return false;
+}
+
+namespace {
+
+std::string with_commas(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+// Keras' readable_memory_size: powers of 1024 with two decimals.
+std::string readable_bytes(double bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f %s", bytes, units[u]);
+  return buf;
+}
+
+// Pads or cuts `s` (UTF-8 free text: names and shapes are ASCII) to `width` characters.
+std::string cell(const std::string& s, size_t width, bool right = false) {
+  std::string t = s.size() > width ? s.substr(0, width - 1) + "…" : s;
+  size_t len = s.size() > width ? width : s.size();
+  std::string pad(width - len, ' ');
+  return right ? pad + t : t + pad;
+}
+
+std::string repeat(const std::string& glyph, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += glyph;
+  return out;
+}
+
+}  // namespace
+
+std::string ModelImpl::summary(int line_length) const {
+  if (!built())
+    throw ShapeError("model '" + name_ + "' is not built yet: give it an input shape (Input or input_shape) or call it");
+  // Keras 3's column split: 45% / 32% / 23% of the line.
+  size_t total = std::max(60, line_length) - 4;
+  size_t w1 = total * 45 / 100, w2 = total * 32 / 100, w3 = total - w1 - w2;
+  std::ostringstream out;
+  out << "Model: \"" << name_ << "\"\n";
+  auto rule = [&](const char* l, const char* h, const char* m, const char* r) {
+    out << l << repeat(h, w1 + 2) << m << repeat(h, w2 + 2) << m << repeat(h, w3 + 2) << r << "\n";
+  };
+  rule("┏", "━", "┳", "┓");
+  out << "┃ " << cell("Layer (type)", w1) << " ┃ " << cell("Output Shape", w2) << " ┃ " << cell("Param #", w3, true)
+      << " ┃\n";
+  rule("┡", "━", "╇", "┩");
+  auto ls = layers();
+  for (size_t i = 0; i < ls.size(); ++i) {
+    const auto& l = ls[i];
+    out << "│ " << cell(l->layer_name() + " (" + l->class_name() + ")", w1) << " │ "
+        << cell(shape_to_string(l->output_shape()), w2) << " │ " << cell(with_commas(l->count_params().total()), w3, true)
+        << " │\n";
+    if (i + 1 < ls.size()) rule("├", "─", "┼", "┤");
+  }
+  rule("└", "─", "┴", "┘");
+  auto c = count_params();
+  out << " Total params: " << with_commas(c.total()) << " (" << readable_bytes(4.0 * c.total()) << ")\n";
+  out << " Trainable params: " << with_commas(c.trainable) << " (" << readable_bytes(4.0 * c.trainable) << ")\n";
+  out << " Non-trainable params: " << with_commas(c.non_trainable) << " (" << readable_bytes(4.0 * c.non_trainable)
+      << ")\n";
+  return out.str();
+}
+
+}  // namespace lighter::models
