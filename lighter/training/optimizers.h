@@ -31,6 +31,7 @@ struct OptimizerSpec {
   OptimizerSpec with(const std::string& key, const nlohmann::json& value) const;
 };
 
+/// Same class and same config values.
 bool operator==(const OptimizerSpec& a, const OptimizerSpec& b);
 bool operator!=(const OptimizerSpec& a, const OptimizerSpec& b);
 
@@ -66,6 +67,7 @@ const Registry<OptimizerSpec, const nlohmann::json&, const std::string&>& regist
 /// A built optimizer over parameters: the torch optimizer plus Keras' clipping and weight decay.
 class Optimizer {
  public:
+  /// Validates `spec` (ConfigError at `optimizer...`) and builds the torch optimizer over `parameters`.
   Optimizer(OptimizerSpec spec, std::vector<torch::Tensor> parameters);
   /// Clears the gradients (torch's zero_grad).
   void zero_grad();
@@ -78,6 +80,7 @@ class Optimizer {
   void set_learning_rate(double lr);
   /// The underlying torch optimizer (for torch::save / torch::load of its state).
   torch::optim::Optimizer& torch_optimizer();
+  /// The validated spec it was built from (its learning_rate stays the initial one; learning_rate() is live).
   const OptimizerSpec& spec() const;
 
  private:
