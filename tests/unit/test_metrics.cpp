@@ -195,8 +195,14 @@ TEST_CASE("auc against the exact area", "[metrics]") {
   REQUIRE(pr.result() == Approx(1.0).margin(1e-2));
   metrics::AUC pr2("pr", 200, "PR");
   pr2.update_state(t1({0.1, 0.8, 0.7, 0.9}), t1({0, 0, 1, 1}));
-  REQUIRE(pr2.result() < 0.95);
-  REQUIRE(pr2.result() > 0.5);
+  // Keras' interpolate_pr_auc (Davis & Goadrich) on this problem, evaluated by hand in double precision.
+  REQUIRE(pr2.result() == Approx(0.7972674459).epsilon(1e-6));
+  metrics::AUC pr_min("pr", 200, "PR", "minoring");
+  pr_min.update_state(t1({0.1, 0.8, 0.7, 0.9}), t1({0, 0, 1, 1}));
+  REQUIRE(pr_min.result() == Approx(0.25));  // the last step to precision 0 (no predicted positives) counts
+  metrics::AUC roc_max("roc", 200, "ROC", "majoring");
+  roc_max.update_state(t1({0.1, 0.8, 0.7, 0.9}), t1({0, 0, 1, 1}));
+  REQUIRE(roc_max.result() == Approx(0.75));
   metrics::AUC empty;
   REQUIRE(empty.result() == 0.0);
 }
