@@ -16,8 +16,17 @@
 #include "lighter/models/keras_json.h"
 #include "lighter/models/model.h"
 #include "lighter/models/sequential.h"
+#include "lighter/training/callback.h"
+#include "lighter/training/losses.h"
+#include "lighter/training/metrics.h"
+#include "lighter/training/optimizers.h"
+#include "lighter/training/progress.h"
+#include "lighter/training/trainer.h"
 
 namespace lighter {
 using layers::DenseOptions;
 using models::Sequential;
+using training::EvaluateOptions;
+using training::FitOptions;
+using training::History;
 }  // namespace lighter

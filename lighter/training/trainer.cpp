@@ -1,0 +1,333 @@
+#include "lighter/training/trainer.h"
+
+#include <cmath>
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "lighter/core/error.h"
+#include "lighter/core/logging.h"
+#include "lighter/training/progress.h"
+
+namespace lighter {
+namespace training {
+
+namespace {
+
+// Per-sample weights from Keras' class_weight for integer (or one-hot) targets.
+torch::Tensor class_weights_for(const torch::Tensor& y, const std::map<int64_t, double>& class_weight) {
+  torch::Tensor labels = y;
+  if (y.dim() >= 2 && y.size(-1) > 1) labels = y.argmax(-1);
+  labels = labels.reshape({y.size(0), -1}).select(1, 0).to(torch::kLong);
+  int64_t max_label = labels.numel() ? labels.max().item<int64_t>() : 0;
+  for (const auto& kv : class_weight) max_label = std::max(max_label, kv.first);
+  auto table = torch::ones({max_label + 1}, torch::kFloat);
+  for (const auto& kv : class_weight) {
+    if (kv.first < 0) throw ConfigError("fit.class_weight", "class ids must be non-negative, got " + std::to_string(kv.first));
+    table[kv.first] = kv.second;
+  }
+  return table.index_select(0, labels.clamp_min(0));
+}
+
+}  // namespace
+
+Trainer::Trainer(models::ModelImpl& model, optimizers::OptimizerSpec optimizer, losses::LossPtr loss,
+                 std::vector<metrics::MetricPtr> metrics)
+    : model_(model), optimizer_spec_(std::move(optimizer)), loss_(std::move(loss)), metrics_(std::move(metrics)) {
+  if (!loss_) throw ConfigError("compile.loss", "a loss is required");
+  loss_for_training_ = loss_;
+  // Softmax/sigmoid followed by crossentropy: compute the loss from the logits (log-softmax), as Keras does
+  // where it can, instead of taking the log of a rounded probability.
+  std::string fusable = loss_->fusable_activation();
+  if (!fusable.empty() && fusable == model_.output_activation()) {
+    if (auto with_logits = loss_->with_logits()) {
+      loss_for_training_ = with_logits;
+      fused_ = true;
+      fused_fn_ = activations::get(fusable);
+    }
+  }
+}
+
+torch::Device Trainer::device() const {
+  auto params = model_.parameters();
+  if (!params.empty()) return params.front().device();
+  auto buffers = model_.buffers();
+  return buffers.empty() ? torch::Device(torch::kCPU) : buffers.front().device();
+}
+
+optimizers::Optimizer& Trainer::optimizer() {
+  if (!optimizer_) {
+    std::vector<torch::Tensor> trainable;
+    for (const auto& p : model_.parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    optimizer_ = std::make_unique<optimizers::Optimizer>(optimizer_spec_, trainable);
+  }
+  return *optimizer_;
+}
+
+void Trainer::check_data(const torch::Tensor& x, const torch::Tensor& y, const std::string& what) const {
+  if (!x.defined() || x.dim() < 1) throw ShapeError(what + ": x must be a tensor with a batch axis");
+  if (y.defined() && y.size(0) != x.size(0))
+    throw ShapeError(what + ": x has " + std::to_string(x.size(0)) + " samples but y has " + std::to_string(y.size(0)));
+  if (x.size(0) == 0) throw ShapeError(what + ": no samples");
+}
+
+torch::Tensor Trainer::train_step(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& sample_weight) {
+  auto& opt = optimizer();
+  opt.zero_grad();
+  torch::Tensor out, pred;
+  if (fused_) {
+    out = model_.forward_pre_activation(x);
+    pred = fused_fn_(out.detach());
+  } else {
+    out = model_.forward(x);
+    pred = out.detach();
+  }
+  auto loss = (*loss_for_training_)(out, y, sample_weight);
+  auto reg = model_.regularization_loss();
+  if (reg.defined()) loss = loss + reg;
+  loss.backward();
+  opt.step();
+  auto batch = static_cast<double>(x.size(0));
+  auto detached = loss.detach() * batch;
+  loss_sum_ = loss_sum_.defined() ? loss_sum_ + detached : detached;
+  loss_count_ += batch;
+  for (auto& m : metrics_) m->update_state(pred, y);
+  return loss;
+}
+
+History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const FitOptions& o) {
+  check_data(x_in, y_in, "fit");
+  if (o.epochs() < 0) throw ConfigError("fit.epochs", "expected a non-negative integer, got " + std::to_string(o.epochs()));
+  if (o.batch_size() <= 0)
+    throw ConfigError("fit.batch_size", "expected a positive integer, got " + std::to_string(o.batch_size()));
+  if (!(o.validation_split() >= 0 && o.validation_split() < 1))
+    throw ConfigError("fit.validation_split", "expected a number in [0, 1), got " + std::to_string(o.validation_split()));
+  if (o.initial_epoch() < 0) throw ConfigError("fit.initial_epoch", "expected a non-negative integer");
+
+  torch::Tensor x = x_in, y = y_in;
+  torch::Tensor sw = o.sample_weight();
+  if (sw.defined() && (sw.dim() != 1 || sw.size(0) != x.size(0)))
+    throw ShapeError("fit: sample_weight must have one value per sample (" + std::to_string(x.size(0)) + ")");
+  if (!o.class_weight().empty()) {
+    auto cw = class_weights_for(y, o.class_weight());
+    sw = sw.defined() ? sw.to(torch::kFloat) * cw : cw;
+  }
+
+  // Keras' validation_split: the tail of the data, taken before shuffling.
+  torch::Tensor vx, vy;
+  if (o.validation_data()) {
+    vx = o.validation_data()->first;
+    vy = o.validation_data()->second;
+    check_data(vx, vy, "fit.validation_data");
+  } else if (o.validation_split() > 0) {
+    int64_t n = x.size(0);
+    int64_t n_val = static_cast<int64_t>(std::floor(n * o.validation_split()));
+    if (n_val == 0 || n_val == n)
+      throw ConfigError("fit.validation_split", "leaves no samples for " + std::string(n_val == 0 ? "validation" : "training"));
+    vx = x.narrow(0, n - n_val, n_val);
+    vy = y.narrow(0, n - n_val, n_val);
+    x = x.narrow(0, 0, n - n_val);
+    y = y.narrow(0, 0, n - n_val);
+    if (sw.defined()) sw = sw.narrow(0, 0, n - n_val);
+  }
+
+  // Preprocessing layers learn their statistics from the training data first (Keras' adapt).
+  if (model_.needs_adapt()) {
+    logger()->info("adapting preprocessing layers to {} training samples", x.size(0));
+    model_.adapt(x.to(device()));
+  }
+  if (!model_.built()) {
+    torch::NoGradGuard g;
+    model_.forward(x.narrow(0, 0, 1).to(device()));
+  }
+
+  // The whole dataset moves to the model's device once; batches are then index_select slices of it.
+  torch::Device dev = device();
+  x = x.to(dev).contiguous();
+  y = y.to(dev).contiguous();
+  if (sw.defined()) sw = sw.to(dev, torch::kFloat).contiguous();
+
+  History history_value;
+  auto history = std::make_shared<History>();
+  CallbackList callbacks;
+  callbacks.add(history);
+  for (const auto& c : o.callbacks()) callbacks.add(c);
+  if (o.verbose() > 0) callbacks.add(std::make_shared<ProgbarLogger>(o.verbose()));
+  const int64_t n = x.size(0), bs = o.batch_size();
+  const int64_t steps = (n + bs - 1) / bs;
+  callbacks.set_model(&model_);
+  callbacks.set_params({{"epochs", o.epochs()}, {"steps", steps}, {"verbose", o.verbose()}, {"batch_size", bs},
+                        {"samples", n}});
+
+  model_.stop_training = false;
+  Logs logs;
+  callbacks.on_train_begin(logs);
+  for (int64_t epoch = o.initial_epoch(); epoch < o.epochs(); ++epoch) {
+    Logs epoch_logs;
+    callbacks.on_epoch_begin(epoch, epoch_logs);
+    model_.train();
+    loss_sum_ = torch::Tensor();
+    loss_count_ = 0;
+    for (auto& m : metrics_) m->reset_state();
+    auto order = o.shuffle() ? torch::randperm(n, torch::TensorOptions().dtype(torch::kLong).device(dev))
+                             : torch::Tensor();
+    for (int64_t step = 0; step < steps; ++step) {
+      int64_t begin = step * bs, len = std::min(bs, n - begin);
+      Logs batch_logs;
+      callbacks.on_train_batch_begin(step, batch_logs);
+      torch::Tensor xb, yb, wb;
+      if (order.defined()) {
+        auto idx = order.narrow(0, begin, len);
+        xb = x.index_select(0, idx);
+        yb = y.index_select(0, idx);
+        if (sw.defined()) wb = sw.index_select(0, idx);
+      } else {
+        xb = x.narrow(0, begin, len);
+        yb = y.narrow(0, begin, len);
+        if (sw.defined()) wb = sw.narrow(0, begin, len);
+      }
+      train_step(xb, yb, wb);
+      if (callbacks.wants_batch_logs()) {
+        batch_logs["loss"] = loss_sum_.item<double>() / loss_count_;
+        for (auto& m : metrics_) batch_logs[m->name()] = m->result();
+      }
+      callbacks.on_train_batch_end(step, batch_logs);
+      if (model_.stop_training) break;
+    }
+    epoch_logs["loss"] = loss_sum_.item<double>() / loss_count_;
+    for (auto& m : metrics_) epoch_logs[m->name()] = m->result();
+    if (!std::isfinite(epoch_logs["loss"]))
+      logger()->warn("epoch {}: the loss is {} (try a lower learning rate)", epoch + 1, epoch_logs["loss"]);
+    if (vx.defined()) {
+      CallbackList none;
+      Logs val = run_evaluation(vx, vy, {}, bs, none);
+      for (const auto& kv : val) epoch_logs["val_" + kv.first] = kv.second;
+    }
+    callbacks.on_epoch_end(epoch, epoch_logs);
+    logs = epoch_logs;
+    if (model_.stop_training) break;
+  }
+  callbacks.on_train_end(logs);
+  model_.eval();
+  return *history;
+}
+
+Logs Trainer::run_evaluation(const torch::Tensor& x_in, const torch::Tensor& y_in, const torch::Tensor& sw_in,
+                             int64_t batch_size, CallbackList& callbacks) {
+  if (batch_size <= 0) throw ConfigError("batch_size", "expected a positive integer, got " + std::to_string(batch_size));
+  torch::NoGradGuard no_grad;
+  bool was_training = model_.is_training();
+  model_.eval();
+  torch::Device dev = device();
+  const int64_t n = x_in.size(0);
+  torch::Tensor total;
+  double count = 0;
+  for (auto& m : metrics_) m->reset_state();
+  Logs logs;
+  callbacks.on_test_begin(logs);
+  for (int64_t begin = 0, step = 0; begin < n; begin += batch_size, ++step) {
+    int64_t len = std::min(batch_size, n - begin);
+    Logs batch_logs;
+    callbacks.on_test_batch_begin(step, batch_logs);
+    auto xb = x_in.narrow(0, begin, len).to(dev);
+    auto yb = y_in.narrow(0, begin, len).to(dev);
+    torch::Tensor wb = sw_in.defined() ? sw_in.narrow(0, begin, len).to(dev, torch::kFloat) : torch::Tensor();
+    torch::Tensor out, pred;
+    if (fused_) {
+      out = model_.forward_pre_activation(xb);
+      pred = fused_fn_(out);
+    } else {
+      out = pred = model_.forward(xb);
+    }
+    auto loss = (*loss_for_training_)(out, yb, wb) * static_cast<double>(len);
+    total = total.defined() ? total + loss : loss;
+    count += len;
+    for (auto& m : metrics_) m->update_state(pred, yb);
+    callbacks.on_test_batch_end(step, batch_logs);
+  }
+  // Keras reports the loss with the regularization penalties included.
+  auto reg = model_.regularization_loss();
+  logs["loss"] = total.item<double>() / count + (reg.defined() ? reg.item<double>() : 0.0);
+  for (auto& m : metrics_) logs[m->name()] = m->result();
+  callbacks.on_test_end(logs);
+  model_.train(was_training);
+  return logs;
+}
+
+Logs Trainer::evaluate(const torch::Tensor& x, const torch::Tensor& y, const EvaluateOptions& o) {
+  check_data(x, y, "evaluate");
+  if (o.sample_weight().defined() && o.sample_weight().size(0) != x.size(0))
+    throw ShapeError("evaluate: sample_weight must have one value per sample");
+  CallbackList callbacks(o.callbacks());
+  callbacks.set_model(&model_);
+  return run_evaluation(x, y, o.sample_weight(), o.batch_size(), callbacks);
+}
+
+torch::Tensor Trainer::predict(const torch::Tensor& x, int64_t batch_size) {
+  return model_.predict(x, batch_size);
+}
+
+}  // namespace training
+
+// ---- Keras' training API on the model ------------------------------------------------------------------------
+
+namespace models {
+
+void ModelImpl::compile(const optimizers::OptimizerSpec& optimizer, const nlohmann::json& loss,
+                        const std::vector<nlohmann::json>& metric_specs) {
+  auto l = losses::get(loss, "compile.loss");
+  std::vector<metrics::MetricPtr> ms;
+  for (size_t i = 0; i < metric_specs.size(); ++i)
+    ms.push_back(metrics::get(metric_specs[i], join_path("compile.metrics", i), l->name()));
+  compile(optimizer, l, ms);
+}
+
+void ModelImpl::compile(const optimizers::OptimizerSpec& optimizer, std::shared_ptr<losses::Loss> loss,
+                        std::vector<std::shared_ptr<metrics::Metric>> ms) {
+  // Validates the optimizer spec the same way a JSON config is validated.
+  auto checked = optimizers::from_json(optimizers::to_json(optimizer), "compile.optimizer");
+  trainer_ = std::make_shared<training::Trainer>(*this, checked, std::move(loss), std::move(ms));
+}
+
+training::Trainer& ModelImpl::trainer() {
+  if (!trainer_) throw ConfigError("compile", "the model must be compiled before fit or evaluate (call compile)");
+  return *trainer_;
+}
+
+training::History ModelImpl::fit(const torch::Tensor& x, const torch::Tensor& y) {
+  return fit(x, y, training::FitOptions());
+}
+
+training::History ModelImpl::fit(const torch::Tensor& x, const torch::Tensor& y, const training::FitOptions& options) {
+  return trainer().fit(x, y, options);
+}
+
+std::map<std::string, double> ModelImpl::evaluate(const torch::Tensor& x, const torch::Tensor& y) {
+  return evaluate(x, y, training::EvaluateOptions());
+}
+
+std::map<std::string, double> ModelImpl::evaluate(const torch::Tensor& x, const torch::Tensor& y,
+                                                  const training::EvaluateOptions& options) {
+  return trainer().evaluate(x, y, options);
+}
+
+torch::Tensor ModelImpl::predict(const torch::Tensor& x, int64_t batch_size) {
+  if (batch_size <= 0) throw ConfigError("batch_size", "expected a positive integer, got " + std::to_string(batch_size));
+  if (!x.defined() || x.dim() < 1 || x.size(0) == 0) throw ShapeError("predict: x must hold at least one sample");
+  torch::NoGradGuard no_grad;
+  bool was_training = is_training();
+  eval();
+  auto params = parameters();
+  torch::Device dev = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+  std::vector<torch::Tensor> outs;
+  for (int64_t begin = 0; begin < x.size(0); begin += batch_size) {
+    int64_t len = std::min(batch_size, x.size(0) - begin);
+    outs.push_back(forward(x.narrow(0, begin, len).to(dev)).to(torch::kCPU));
+  }
+  train(was_training);
+  return torch::cat(outs);
+}
+
+}  // namespace models
+}  // namespace lighter
