@@ -1,5 +1,6 @@
 #include "lighter_test.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 
@@ -140,6 +141,7 @@ TEST_CASE("CSV without header, other delimiter, target by index, no target", "[d
 TEST_CASE("CSV errors name file, line and column", "[data]") {
   LIGHTER_REQUIRE_THROWS_WITH(read_csv("/nonexistent/iris.csv"), "/nonexistent/iris.csv: cannot open file");
   REQUIRE_THROWS_AS(read_csv("/nonexistent/iris.csv"), DataError);
+  LIGHTER_REQUIRE_THROWS_WITH(read_csv(lighter_test::temp_dir("csv_dir")), "not a regular file");
   LIGHTER_REQUIRE_THROWS_WITH(read_csv(write_csv("empty", "e.csv", "")), "e.csv: empty file");
   LIGHTER_REQUIRE_THROWS_WITH(read_csv(write_csv("blank", "b.csv", "\r\n\n")), "b.csv: empty file");
   LIGHTER_REQUIRE_THROWS_WITH(read_csv(write_csv("header_only", "h.csv", "a,b\n")), "h.csv: no data rows after the header");
@@ -180,6 +182,19 @@ TEST_CASE("CSV errors name file, line and column", "[data]") {
   LIGHTER_REQUIRE_THROWS_WITH(
       read_csv(flowers, CsvOptions().classes({"setosa", "versicolor", "virginica"})),
       "c.csv:3:2: label \"daisy\" in column 'species' is not one of the known classes (setosa, versicolor, virginica)");
+}
+
+TEST_CASE("CSV numbers equal strtod's, fast path or not", "[data]") {
+  for (const char* v : {"0.1", "5.1", "-2.25", "+3", "123456789012345", "1234567890123456789", "0.000000000000001",
+                        "4.8598", "93.2", "1e-3", "-1.5E+2", "7.", ".5", "-0", "0x10", "inf", "3.4e39"}) {
+    INFO(v);
+    auto t = lighter::data::parse_csv(std::string("a,y\n") + v + ",1\n", "v.csv");
+    REQUIRE(t.x.item<float>() == static_cast<float>(std::strtod(v, nullptr)));
+  }
+  for (const char* v : {"-", ".", "1.2.3", "--1", "1e", "1,5"}) {
+    INFO(v);
+    REQUIRE_THROWS_AS(lighter::data::parse_csv(std::string("a,y\n\"") + v + "\",1\n", "v.csv"), DataError);
+  }
 }
 
 TEST_CASE("CSV reader handles 60k rows", "[data]") {
