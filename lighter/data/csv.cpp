@@ -123,8 +123,6 @@ class Tokenizer {
     return false;
   }
 
-  long line() const { return line_; }
-
  private:
   void read_record(std::vector<Field>& fields) {
     long start_line = line_;

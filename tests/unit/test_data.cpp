@@ -313,3 +313,21 @@ TEST_CASE("BatchIterator shuffled: every index once per epoch, seeded or from th
   BatchIterator g2(d, 10, true);
   REQUIRE(epoch_order(g2) == o1);
 }
+
+TEST_CASE("BatchIterator over CUDA tensors keeps batches on the device", "[data][cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("CUDA not available; skipped");
+    return;
+  }
+  TensorDataset d(torch::arange(50, torch::kFloat32).unsqueeze(1).cuda(), torch::arange(50, torch::kInt64).cuda());
+  BatchIterator it(d, 16, true, 3);
+  TensorDataset batch;
+  int64_t total = 0;
+  while (it.next(batch)) {
+    REQUIRE(batch.x.is_cuda());
+    REQUIRE(torch::equal(batch.y.to(torch::kFloat32), batch.x.squeeze(1)));
+    total += batch.size();
+  }
+  REQUIRE(total == 50);
+  REQUIRE(d.select(torch::tensor({4, 2}, torch::kInt64)).y.cpu().equal(torch::tensor({4, 2}, torch::kInt64)));
+}
