@@ -15,6 +15,10 @@
 #include "lighter/layers/regularizers.h"
 #include "lighter/models/keras_json.h"
 #include "lighter/models/model.h"
+#include "lighter/models/saving.h"
+#include "lighter/core/safetensors.h"
+#include "lighter/data/csv.h"
+#include "lighter/data/dataset.h"
 #include "lighter/models/sequential.h"
 #include "lighter/training/callback.h"
 #include "lighter/training/losses.h"
@@ -29,4 +33,8 @@ using models::Sequential;
 using training::EvaluateOptions;
 using training::FitOptions;
 using training::History;
+using layers::Dense;
+using layers::Dropout;
+using layers::Input;
+
 }  // namespace lighter

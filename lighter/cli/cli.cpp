@@ -1,2 +1,0 @@
-// The `lighter` command's implementation (filled in with the CLI work).
-namespace lighter::cli {}

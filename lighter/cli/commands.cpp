@@ -1,0 +1,380 @@
+#include "lighter/cli/commands.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include "lighter/cli/run_config.h"
+#include "lighter/core/device.h"
+#include "lighter/core/error.h"
+#include "lighter/core/logging.h"
+#include "lighter/data/csv.h"
+#include "lighter/models/keras_json.h"
+#include "lighter/models/saving.h"
+#include "lighter/training/plot.h"
+#include "lighter/training/trainer.h"
+
+namespace lighter::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kUsage =
+    "usage: lighter <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train CONFIG [--set KEY=VALUE ...] [--output-dir DIR] [--device cpu|cuda|auto]\n"
+    "  evaluate CONFIG --weights DIR [--data CSV] [--set KEY=VALUE ...]\n"
+    "  predict CONFIG --weights DIR --input CSV [--output CSV]\n"
+    "  summary CONFIG|MODEL_JSON\n"
+    "\n"
+    "options for every command: --log-level trace|debug|info|warn|error, --threads N\n";
+
+/// A usage mistake (exit status 2).
+struct UsageError : Error {
+  using Error::Error;
+};
+
+struct Args {
+  std::string command, config;
+  std::vector<std::string> sets;
+  std::string output_dir, device, weights, data, input, output, log_level;
+  int threads = 0;
+};
+
+Args parse_args(const std::vector<std::string>& argv) {
+  Args a;
+  if (argv.empty()) throw UsageError("no command given");
+  a.command = argv[0];
+  for (size_t i = 1; i < argv.size(); ++i) {
+    const std::string& s = argv[i];
+    auto value = [&](const std::string& flag) -> std::string {
+      if (i + 1 >= argv.size()) throw UsageError(flag + " needs a value");
+      return argv[++i];
+    };
+    if (s == "--set") {
+      a.sets.push_back(value(s));
+    } else if (s.rfind("--set=", 0) == 0) {
+      a.sets.push_back(s.substr(6));
+    } else if (s == "--output-dir") {
+      a.output_dir = value(s);
+    } else if (s == "--device") {
+      a.device = value(s);
+    } else if (s == "--weights") {
+      a.weights = value(s);
+    } else if (s == "--data") {
+      a.data = value(s);
+    } else if (s == "--input") {
+      a.input = value(s);
+    } else if (s == "--output") {
+      a.output = value(s);
+    } else if (s == "--log-level") {
+      a.log_level = value(s);
+    } else if (s == "--threads") {
+      try {
+        a.threads = std::stoi(value(s));
+      } catch (const std::exception&) {
+        throw UsageError("--threads needs a positive integer");
+      }
+      if (a.threads <= 0) throw UsageError("--threads needs a positive integer");
+    } else if (!s.empty() && s[0] == '-') {
+      throw UsageError("unknown option " + s);
+    } else if (a.config.empty()) {
+      a.config = s;
+    } else {
+      throw UsageError("unexpected argument " + s);
+    }
+  }
+  return a;
+}
+
+// Runs `fn`, prefixing ConfigErrors with the config file name so every message names the file and the path.
+template <class F>
+auto in_file(const std::string& file, F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const ConfigError& e) {
+    if (e.path().rfind(file, 0) == 0) throw;
+    throw ConfigError(file + (e.path().empty() ? "" : ": " + e.path()), e.message());
+  }
+}
+
+data::CsvOptions csv_options(const DataSource& s, const std::vector<std::string>& classes) {
+  data::CsvOptions o;
+  o.delimiter(s.delimiter).header(s.header).classes(classes);
+  if (!s.target.empty()) {
+    o.target(s.target);
+  } else {
+    o.target_index(s.target_index);
+  }
+  return o;
+}
+
+data::Table read_source(const DataSource& s, const std::vector<std::string>& classes = {}) {
+  auto table = data::read_csv(s.path, csv_options(s, classes));
+  if (s.shuffle) {
+    auto order = torch::randperm(table.size(), torch::kLong);
+    table.x = table.x.index_select(0, order);
+    table.y = table.y.index_select(0, order);
+  }
+  return table;
+}
+
+// Input dtype the model declares (token ids are integers).
+torch::Tensor model_input(const models::ModelImpl& model, const torch::Tensor& x) {
+  std::string dtype = model.input_dtype();
+  if (dtype.rfind("int", 0) == 0 || dtype.rfind("uint", 0) == 0) return x.to(torch::kLong);
+  return x;
+}
+
+json scores_json(const std::map<std::string, double>& scores) {
+  json j = json::object();
+  for (const auto& kv : scores) j[kv.first] = kv.second;
+  return j;
+}
+
+void print_scores(const std::string& split, const std::map<std::string, double>& scores) {
+  std::string line;
+  char buf[64];
+  for (const auto& kv : scores) {
+    std::snprintf(buf, sizeof buf, "%s%s: %.4f", line.empty() ? "" : " - ", kv.first.c_str(), kv.second);
+    line += buf;
+  }
+  std::printf("%-10s %s\n", (split + ":").c_str(), line.c_str());
+}
+
+// Writes the run's files into a fresh staging folder, then swaps it into place, so an earlier run's outputs are
+// replaced only by a complete new set.
+void publish(const std::string& output_dir, const std::function<void(const std::string&)>& write) {
+  fs::path target = fs::absolute(output_dir).lexically_normal();
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) throw DataError(target.parent_path().string(), "cannot create folder: " + ec.message());
+  std::string tag = std::to_string(::getpid());
+  fs::path staging = target.string() + ".partial-" + tag, old = target.string() + ".old-" + tag;
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);
+  if (ec) throw DataError(staging.string(), "cannot create folder: " + ec.message());
+  try {
+    write(staging.string());
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  if (fs::exists(target)) fs::rename(target, old);
+  fs::rename(staging, target);
+  fs::remove_all(old, ec);
+}
+
+int cmd_train(const Args& a) {
+  if (a.config.empty()) throw UsageError("train needs a CONFIG file");
+  RunConfig cfg = load_run_config(a.config, a.sets);
+  if (!a.output_dir.empty()) cfg.output_dir = a.output_dir;
+  if (!a.device.empty()) cfg.device = a.device;
+  auto device = in_file(a.config, [&] { return resolve_device(cfg.device, "device"); });
+  seed_everything(static_cast<uint64_t>(cfg.seed));
+
+  // Everything is checked (model, compile, data) before any training or writing.
+  auto model = in_file(a.config, [&] { return models::model_from_json(cfg.model, "model"); });
+  auto optimizer = in_file(a.config, [&] { return optimizers::from_json(cfg.optimizer, "compile.optimizer"); });
+  in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
+  data::Table train = read_source(cfg.train);
+  std::optional<data::Table> validation, test;
+  if (cfg.validation) validation = read_source(*cfg.validation, train.classes);
+  if (cfg.test) test = read_source(*cfg.test, train.classes);
+  torch::Tensor x = model_input(*model, train.x);
+  if (!model->built()) {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    model->forward(x.narrow(0, 0, 1));
+  }
+  model->to(device);
+
+  logger()->info("{}: {} training samples, {} features{}, device {}", cfg.name, train.size(), train.x.size(1),
+                 train.classes.empty() ? "" : ", " + std::to_string(train.classes.size()) + " classes",
+                 device.str());
+  if (cfg.verbose > 0) std::fputs(model->summary().c_str(), stdout);
+
+  training::FitOptions fit;
+  fit.epochs(cfg.epochs).batch_size(cfg.batch_size).shuffle(cfg.shuffle).verbose(static_cast<int>(cfg.verbose));
+  fit.validation_split(cfg.validation_split).class_weight(cfg.class_weight);
+  if (validation) fit.validation_data(std::make_pair(model_input(*model, validation->x), validation->y));
+  auto start = std::chrono::steady_clock::now();
+  training::History history = model->fit(x, train.y, fit);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  // Final scores on each split (the validation part is the one fit held out).
+  json metrics = json::object();
+  training::EvaluateOptions eval;
+  eval.batch_size(cfg.batch_size);
+  std::map<std::string, std::map<std::string, double>> scores;
+  if (validation) {
+    scores["validation"] = model->evaluate(model_input(*model, validation->x), validation->y, eval);
+  } else if (cfg.validation_split > 0) {
+    int64_t n = x.size(0), n_val = static_cast<int64_t>(n * cfg.validation_split);
+    scores["validation"] = model->evaluate(x.narrow(0, n - n_val, n_val), train.y.narrow(0, n - n_val, n_val), eval);
+  }
+  if (test) scores["test"] = model->evaluate(model_input(*model, test->x), test->y, eval);
+  for (const auto& kv : scores) metrics[kv.first] = scores_json(kv.second);
+  metrics["epochs"] = history.epoch.size();
+  metrics["train_seconds"] = seconds;
+
+  json extra = {{"name", cfg.name},
+                {"target", train.target_name},
+                {"features", train.feature_names},
+                {"classes", train.classes},
+                {"loss", model->trainer().loss().name()}};
+  model->to(torch::kCPU);
+  publish(cfg.output_dir, [&](const std::string& dir) {
+    save_model(*model, dir, extra);
+    write_file_atomic(dir + "/metrics.json", metrics.dump(2) + "\n");
+    write_file_atomic(dir + "/history.csv", history.to_csv());
+    training::save_history_plot(history, dir + "/training_curves.svg", cfg.name);
+  });
+  for (const auto& kv : scores) print_scores(kv.first, kv.second);
+  std::printf("outputs:   %s (model.json, model.safetensors, metrics.json, history.csv, training_curves.svg)\n",
+              cfg.output_dir.c_str());
+  return 0;
+}
+
+// Loads the model saved by `lighter train` and the label mapping stored beside it.
+std::pair<models::ModelPtr, json> load_trained(const Args& a) {
+  if (a.weights.empty()) throw UsageError(a.command + " needs --weights DIR (the output folder of `lighter train`)");
+  auto model = load_model(a.weights);
+  json extra = load_model_extra(a.weights);
+  if (extra.is_null()) extra = json::object();
+  return {model, extra};
+}
+
+std::vector<std::string> classes_of(const json& extra) {
+  std::vector<std::string> out;
+  if (extra.contains("classes"))
+    for (const auto& c : extra["classes"]) out.push_back(c.get<std::string>());
+  return out;
+}
+
+int cmd_evaluate(const Args& a) {
+  if (a.config.empty()) throw UsageError("evaluate needs a CONFIG file");
+  RunConfig cfg = load_run_config(a.config, a.sets);
+  auto [model, extra] = load_trained(a);
+  auto optimizer = in_file(a.config, [&] { return optimizers::from_json(cfg.optimizer, "compile.optimizer"); });
+  in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
+  DataSource source = cfg.test ? *cfg.test : cfg.train;
+  if (!a.data.empty()) source.path = a.data;
+  auto table = read_source(source, classes_of(extra));
+  training::EvaluateOptions eval;
+  eval.batch_size(cfg.batch_size);
+  auto scores = model->evaluate(model_input(*model, table.x), table.y, eval);
+  std::printf("%s\n", scores_json(scores).dump(2).c_str());
+  return 0;
+}
+
+int cmd_predict(const Args& a) {
+  if (a.input.empty()) throw UsageError("predict needs --input CSV");
+  auto [model, extra] = load_trained(a);
+  std::vector<std::string> classes = classes_of(extra);
+  std::string target = extra.value("target", "");
+  // The input may carry the target column (e.g. a test file): it is ignored.
+  data::CsvOptions o;
+  std::string header_line;
+  {
+    std::string text = read_text_file(a.input);
+    header_line = text.substr(0, text.find('\n'));
+  }
+  bool has_target = !target.empty() && ("," + header_line + ",").find("," + target + ",") != std::string::npos;
+  if (has_target) {
+    o.target(target).classes(classes);
+  } else {
+    o.kind(data::TargetKind::None);
+  }
+  auto table = data::read_csv(a.input, o);
+  auto probs = model->predict(model_input(*model, table.x));
+  std::string out;
+  if (!classes.empty() && probs.dim() == 2) {
+    for (const auto& c : classes) out += c + ",";
+    out += "predicted\n";
+    auto best = probs.argmax(1);
+    for (int64_t i = 0; i < probs.size(0); ++i) {
+      char buf[32];
+      for (int64_t j = 0; j < probs.size(1); ++j) {
+        std::snprintf(buf, sizeof buf, "%.6g,", probs[i][j].item<double>());
+        out += buf;
+      }
+      out += classes.at(best[i].item<int64_t>()) + "\n";
+    }
+  } else {
+    auto flat = probs.reshape({probs.size(0), -1});
+    for (int64_t j = 0; j < flat.size(1); ++j) out += (j ? ",prediction_" : "prediction_") + std::to_string(j);
+    out += "\n";
+    for (int64_t i = 0; i < flat.size(0); ++i) {
+      char buf[32];
+      for (int64_t j = 0; j < flat.size(1); ++j) {
+        std::snprintf(buf, sizeof buf, j ? ",%.6g" : "%.6g", flat[i][j].item<double>());
+        out += buf;
+      }
+      out += "\n";
+    }
+  }
+  if (a.output.empty()) {
+    std::fputs(out.c_str(), stdout);
+  } else {
+    write_file_atomic(a.output, out);
+  }
+  return 0;
+}
+
+int cmd_summary(const Args& a) {
+  if (a.config.empty()) throw UsageError("summary needs a CONFIG or a model JSON file");
+  json j = read_json_file(a.config);
+  models::ModelPtr model;
+  if (j.is_object() && j.contains("class_name")) {
+    model = models::model_from_file(a.config);
+  } else {
+    RunConfig cfg = load_run_config(a.config, a.sets);
+    model = in_file(a.config, [&] { return models::model_from_json(cfg.model, "model"); });
+  }
+  std::fputs(model->summary().c_str(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+int run(const std::vector<std::string>& argv) {
+  try {
+    if (argv.empty() || argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
+      std::fputs(kUsage, argv.empty() ? stderr : stdout);
+      return argv.empty() ? 2 : 0;
+    }
+    Args a = parse_args(argv);
+    if (!a.log_level.empty()) set_log_level(a.log_level);
+    // LibTorch 1.13 defaults to one thread per physical core (one here); use every hardware thread.
+    torch::set_num_threads(a.threads > 0 ? a.threads : std::max(1u, std::thread::hardware_concurrency()));
+    if (a.command == "train") return cmd_train(a);
+    if (a.command == "evaluate") return cmd_evaluate(a);
+    if (a.command == "predict") return cmd_predict(a);
+    if (a.command == "summary") return cmd_summary(a);
+    throw UsageError("unknown command '" + a.command + "' (commands: train, evaluate, predict, summary)");
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "lighter: %s\n%s", e.what(), kUsage);
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "lighter: error: %s\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    // A check inside a forward pass (e.g. a shape that does not fit): the message without torch's backtrace.
+    std::fprintf(stderr, "lighter: error: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lighter: error: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace lighter::cli

@@ -1,0 +1,167 @@
+#include "lighter/cli/run_config.h"
+
+#include <filesystem>
+
+#include "lighter/core/error.h"
+#include "lighter/core/json.h"
+
+namespace lighter::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || fs::path(path).is_absolute() || base_dir.empty()) return path;
+  return (fs::path(base_dir) / path).lexically_normal().string();
+}
+
+DataSource parse_source(const json& j, const std::string& path, const std::string& base_dir) {
+  ConfigReader r(j, path);
+  DataSource s;
+  s.json_path = path;
+  s.format = r.choice("format", "csv", {"csv"});
+  s.path = resolve(base_dir, r.get<std::string>("path"));
+  const json& target = r.raw_or_null("target");
+  if (target.is_string()) {
+    s.target = target.get<std::string>();
+  } else if (target.is_number_integer()) {
+    s.target_index = target.get<int64_t>();
+  } else if (!target.is_null()) {
+    throw ConfigError(r.path_of("target"), "expected a column name or index, got " + describe(target));
+  }
+  std::string delimiter = r.get<std::string>("delimiter", ",");
+  if (delimiter.size() != 1) throw ConfigError(r.path_of("delimiter"), "expected a single character, got \"" + delimiter + "\"");
+  s.delimiter = delimiter[0];
+  s.header = r.get<bool>("header", true);
+  s.shuffle = r.get<bool>("shuffle", false);
+  r.finish();
+  return s;
+}
+
+}  // namespace
+
+void apply_override(json& config, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set", "expected KEY=VALUE (e.g. fit.epochs=5), got \"" + assignment + "\"");
+  std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::parse_error&) {
+    value = text;
+  }
+  json* node = &config;
+  std::string walked;
+  size_t i = 0;
+  while (i < key.size()) {
+    if (key[i] == '[') {
+      auto close = key.find(']', i);
+      if (close == std::string::npos) throw ConfigError("--set " + key, "unclosed '['");
+      size_t index = 0;
+      try {
+        index = std::stoul(key.substr(i + 1, close - i - 1));
+      } catch (const std::exception&) {
+        throw ConfigError("--set " + key, "expected a list index inside []");
+      }
+      if (!node->is_array() || index >= node->size())
+        throw ConfigError("--set " + key, walked + " has no element [" + std::to_string(index) + "]");
+      walked = join_path(walked, index);
+      node = &(*node)[index];
+      i = close + 1;
+      if (i < key.size() && key[i] == '.') ++i;
+      continue;
+    }
+    size_t end = key.find_first_of(".[", i);
+    std::string part = key.substr(i, end == std::string::npos ? std::string::npos : end - i);
+    if (part.empty()) throw ConfigError("--set " + key, "empty key");
+    if (node->is_null()) *node = json::object();
+    if (!node->is_object()) throw ConfigError("--set " + key, (walked.empty() ? "the config" : walked) + " is not an object");
+    walked = join_path(walked, part);
+    node = &(*node)[part];
+    i = end == std::string::npos ? key.size() : (key[end] == '.' ? end + 1 : end);
+  }
+  *node = value;
+}
+
+RunConfig parse_run_config(const json& config, const std::string& base_dir, const std::string& file) {
+  ConfigReader r(config, "");
+  RunConfig c;
+  c.file = file;
+  c.name = r.get<std::string>("name", "run");
+  c.seed = r.get<int64_t>("seed", 42);
+  c.device = r.get<std::string>("device", "auto");
+  r.ignore({"description"});
+
+  ConfigReader d = r.child("data");
+  c.train = parse_source(d.raw("train"), d.path_of("train"), base_dir);
+  c.validation_split = d.fraction("validation_split", 0.0);
+  if (d.has("validation")) c.validation = parse_source(d.raw("validation"), d.path_of("validation"), base_dir);
+  if (d.has("test")) c.test = parse_source(d.raw("test"), d.path_of("test"), base_dir);
+  d.finish();
+
+  c.model = r.raw("model");
+  if (!c.model.is_object()) throw ConfigError("model", "expected a Keras model object, got " + describe(c.model));
+
+  ConfigReader k = r.child("compile");
+  c.optimizer = k.get<json>("optimizer", "adam");
+  c.loss = k.raw("loss");
+  const json& metrics = k.raw_or_null("metrics");
+  if (!metrics.is_null()) {
+    if (!metrics.is_array()) throw ConfigError(k.path_of("metrics"), "expected a list, got " + describe(metrics));
+    for (const auto& m : metrics) c.metrics.push_back(m);
+  }
+  k.finish();
+
+  if (r.has("fit")) {
+    ConfigReader f = r.child("fit");
+    c.epochs = f.positive_int("epochs", 1);
+    c.batch_size = f.positive_int("batch_size", 32);
+    c.shuffle = f.get<bool>("shuffle", true);
+    c.verbose = f.get<int64_t>("verbose", 1);
+    if (c.verbose < 0 || c.verbose > 2) throw ConfigError(f.path_of("verbose"), "expected 0, 1 or 2");
+    if (f.has("validation_split")) {
+      if (c.validation_split > 0) throw ConfigError(f.path_of("validation_split"), "already given in data.validation_split");
+      c.validation_split = f.fraction("validation_split", 0.0);
+    }
+    if (f.has("class_weight")) {
+      ConfigReader cw(f.raw("class_weight"), f.path_of("class_weight"));
+      for (auto it = cw.object().begin(); it != cw.object().end(); ++it) {
+        int64_t id;
+        try {
+          size_t used = 0;
+          id = std::stoll(it.key(), &used);
+          if (used != it.key().size() || id < 0) throw std::invalid_argument("id");
+        } catch (const std::exception&) {
+          throw ConfigError(cw.path_of(it.key()), "class ids must be non-negative integers");
+        }
+        c.class_weight[id] = cw.non_negative(it.key(), 1.0);
+      }
+    }
+    const json& callbacks = f.raw_or_null("callbacks");
+    if (!callbacks.is_null() && !(callbacks.is_array() && callbacks.empty())) {
+      std::string first = callbacks.is_array() && callbacks[0].is_object() ? callbacks[0].value("class_name", "?") : "?";
+      throw ConfigError(join_path(f.path_of("callbacks"), 0),
+                        "callback '" + first + "' is not supported yet (the built-in callbacks are not implemented)");
+    }
+    f.finish();
+  }
+  // Unlike data paths, the output folder is relative to the working directory, as for any command's output.
+  c.output_dir = r.get<std::string>("output_dir", "runs/" + c.name);
+  r.finish();
+  return c;
+}
+
+RunConfig load_run_config(const std::string& file, const std::vector<std::string>& overrides) {
+  json config = read_json_file(file);
+  try {
+    for (const auto& o : overrides) apply_override(config, o);
+    std::string base = fs::path(file).parent_path().string();
+    return parse_run_config(config, base, file);
+  } catch (const ConfigError& e) {
+    throw ConfigError(file + (e.path().empty() ? "" : ": " + e.path()), e.message());
+  }
+}
+
+}  // namespace lighter::cli

@@ -1,0 +1,56 @@
+#pragma once
+/// A training run described in JSON (DESIGN.md §3): name, seed, device, data, model, compile, fit, output_dir.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lighter::cli {
+
+/// One data file: {"format": "csv", "path": ..., "target": "species" | index, "delimiter": ",", "header": true}.
+struct DataSource {
+  std::string format = "csv";
+  std::string path;  // resolved against the config file's folder
+  std::string target;
+  int64_t target_index = -1;
+  char delimiter = ',';
+  bool header = true;
+  /// Shuffle the rows once after reading (seeded by the run's seed): for files sorted by class, so that
+  /// validation_split, which takes the last rows as Keras does, gets every class.
+  bool shuffle = false;
+  std::string json_path;  // where it came from, for errors
+};
+
+struct RunConfig {
+  std::string name = "run";
+  std::string file;  // the config file ("" when built in memory)
+  int64_t seed = 42;
+  std::string device = "auto";
+  DataSource train;
+  std::optional<DataSource> validation, test;
+  double validation_split = 0.0;
+  nlohmann::json model;     // Keras JSON
+  nlohmann::json optimizer = "adam";
+  nlohmann::json loss;
+  std::vector<nlohmann::json> metrics;
+  int64_t epochs = 1, batch_size = 32, verbose = 1;
+  bool shuffle = true;
+  std::map<int64_t, double> class_weight;
+  std::string output_dir;  // relative to the working directory
+};
+
+/// Sets `key.path=value` in a JSON document: the path uses dots and [i] (`fit.epochs`, `model.config.layers[1].config.units`);
+/// the value is parsed as JSON when it parses, else taken as a string.
+void apply_override(nlohmann::json& config, const std::string& assignment);
+
+/// Reads and validates a run config (strict: unknown keys and wrong types name their path). Relative paths resolve
+/// against `base_dir` (the config file's folder).
+RunConfig parse_run_config(const nlohmann::json& config, const std::string& base_dir, const std::string& file = "");
+
+/// Reads a config file, applies `--set` overrides, then parses it. Errors are prefixed with the file name.
+RunConfig load_run_config(const std::string& file, const std::vector<std::string>& overrides = {});
+
+}  // namespace lighter::cli

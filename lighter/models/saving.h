@@ -1,0 +1,30 @@
+#pragma once
+/// Saving and loading models: the architecture as Keras JSON (model.json) and the weights as safetensors
+/// (model.safetensors), keyed by the registered module names (`dense.weight`, `normalization.mean`, ...).
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "lighter/models/model.h"
+
+namespace lighter {
+
+/// Writes the weights (parameters and weight buffers) of a built model to a safetensors file, atomically.
+void save_weights(const models::ModelImpl& model, const std::string& file);
+
+/// Loads weights saved by save_weights into a model of the same architecture. Every tensor must be present with
+/// the model's shape and dtype, and the file must hold nothing else; otherwise a DataError names the file and the
+/// first offending tensor, and the model is left unchanged.
+void load_weights(models::ModelImpl& model, const std::string& file);
+
+/// Saves `model.json` and `model.safetensors` into folder `dir` (created if needed). `extra` is stored as
+/// `lighter.json` beside them (e.g. the class names of the training labels) when not null.
+void save_model(const models::ModelImpl& model, const std::string& dir, const nlohmann::json& extra = nullptr);
+
+/// Loads a model saved by save_model; it predicts exactly what the saved one did.
+models::ModelPtr load_model(const std::string& dir);
+
+/// The `lighter.json` written by save_model (null when absent).
+nlohmann::json load_model_extra(const std::string& dir);
+
+}  // namespace lighter
