@@ -24,6 +24,7 @@
 #include "lighter/training/losses.h"
 #include "lighter/training/metrics.h"
 #include "lighter/training/optimizers.h"
+#include "lighter/training/plot.h"
 #include "lighter/training/progress.h"
 #include "lighter/training/trainer.h"
 

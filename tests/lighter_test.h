@@ -1,4 +1,5 @@
-#pragma once
+#ifndef LIGHTER_TESTS_LIGHTER_TEST_H
+#define LIGHTER_TESTS_LIGHTER_TEST_H
 // Every test file includes this header first. Torch must come before Catch2: torch defines its own
 // CHECK macro, and Catch2's would be silently replaced otherwise.
 #include <torch/torch.h>
@@ -15,6 +16,7 @@ using Catch::Approx;
 #include <string>
 
 #include "lighter/lighter.h"
+#include "lighter/cli/run_config.h"
 
 namespace lighter_test {
 
@@ -38,3 +40,5 @@ int run_cli(const std::string& args, std::string* output = nullptr);
 // Expects `expr` to throw a lighter::Error whose message contains `text`.
 #define LIGHTER_REQUIRE_THROWS_WITH(expr, text) \
   REQUIRE_THROWS_WITH(expr, Catch::Matchers::Contains(text))
+
+#endif  // LIGHTER_TESTS_LIGHTER_TEST_H

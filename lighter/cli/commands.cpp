@@ -200,7 +200,10 @@ int cmd_train(const Args& a) {
   logger()->info("{}: {} training samples, {} features{}, device {}", cfg.name, train.size(), train.x.size(1),
                  train.classes.empty() ? "" : ", " + std::to_string(train.classes.size()) + " classes",
                  device.str());
-  if (cfg.verbose > 0) std::fputs(model->summary().c_str(), stdout);
+  if (cfg.verbose > 0) {
+    std::fputs(model->summary().c_str(), stdout);
+    std::fflush(stdout);
+  }
 
   training::FitOptions fit;
   fit.epochs(cfg.epochs).batch_size(cfg.batch_size).shuffle(cfg.shuffle).verbose(static_cast<int>(cfg.verbose));

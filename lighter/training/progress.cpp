@@ -64,15 +64,19 @@ void ProgbarLogger::on_epoch_end(int64_t epoch, Logs& logs) {
   if (verbose_ == 0) return;
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
   double per_step_ms = steps_ > 0 ? 1000.0 * elapsed / steps_ : 0;
-  char head[128];
-  std::snprintf(head, sizeof head, "%lld/%lld ━━━━━━━━━━━━━━━━━━━━ %.1fs %.0fms/step", static_cast<long long>(steps_),
-                static_cast<long long>(steps_), elapsed, per_step_ms);
+  char per_step[32], head[128];
+  if (per_step_ms >= 1) {
+    std::snprintf(per_step, sizeof per_step, "%.0fms/step", per_step_ms);
+  } else {
+    std::snprintf(per_step, sizeof per_step, "%.0fus/step", per_step_ms * 1000);
+  }
+  std::snprintf(head, sizeof head, "%lld/%lld ━━━━━━━━━━━━━━━━━━━━ %.1fs %s", static_cast<long long>(steps_),
+                static_cast<long long>(steps_), elapsed, per_step);
   if (live_) {
     std::fprintf(stderr, "\r\033[K%s - %s\n", head, format_logs(logs).c_str());
     std::fflush(stderr);
   } else {
-    logger()->info("Epoch {}/{} - {:.1f}s {:.0f}ms/step - {}", epoch + 1, epochs_, elapsed, per_step_ms,
-                   format_logs(logs));
+    logger()->info("Epoch {}/{} - {:.1f}s {} - {}", epoch + 1, epochs_, elapsed, per_step, format_logs(logs));
   }
 }
 

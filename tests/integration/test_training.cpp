@@ -14,7 +14,7 @@ L::data::Table iris(const std::string& split) {
 }
 
 L::Sequential iris_model() {
-  return L::Sequential({Input({4}), Normalization(), Dense(DenseOptions(16).activation("relu")),
+  return L::Sequential({Input({4}), Normalization(), Dense(DenseOptions(16).activation("relu").kernel_regularizer(L::regularizers::l2(0.01))),
                         Dense(DenseOptions(3).activation("softmax"))});
 }
 

@@ -1,0 +1,164 @@
+#include "lighter_test.h"
+
+#include <filesystem>
+#include <fstream>
+
+namespace L = lighter;
+using L::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The iris config with absolute data paths, written into `dir`.
+json iris_config() {
+  json c = L::read_json_file(lighter_test::source_path("configs/iris.json"));
+  std::string data = lighter_test::source_path("examples/data/");
+  c["data"]["train"]["path"] = data + "iris_train.csv";
+  c["data"]["test"]["path"] = data + "iris_test.csv";
+  c["fit"]["epochs"] = 3;
+  c["fit"]["verbose"] = 0;
+  c["device"] = "cpu";
+  return c;
+}
+
+std::string write_config(const std::string& dir, const std::string& name, const std::string& text) {
+  std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("lighter train writes a complete run and lighter evaluate/predict/summary use it", "[cli][slow]") {
+  std::string dir = lighter_test::temp_dir("cli_train");
+  std::string cfg = write_config(dir, "iris.json", iris_config().dump(2));
+  std::string out;
+  int rc = lighter_test::run_cli("train " + cfg + " --set fit.epochs=40 --output-dir " + dir + "/run", &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  for (const char* f : {"model.json", "model.safetensors", "metrics.json", "history.csv", "training_curves.svg", "lighter.json"})
+    REQUIRE(fs::exists(dir + "/run/" + f));
+  json metrics = L::read_json_file(dir + "/run/metrics.json");
+  REQUIRE(metrics["epochs"] == 40);
+  REQUIRE(metrics["test"]["accuracy"].get<double>() > 0.8);
+  REQUIRE(metrics.contains("validation"));
+  // history.csv: a header and one row per epoch.
+  REQUIRE(count_lines(L::read_text_file(dir + "/run/history.csv")) == 41);
+
+  rc = lighter_test::run_cli("evaluate " + cfg + " --weights " + dir + "/run", &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  json eval = json::parse(out.substr(out.find('{')));
+  REQUIRE(eval["accuracy"].get<double>() == Approx(metrics["test"]["accuracy"].get<double>()));
+
+  rc = lighter_test::run_cli("predict " + cfg + " --weights " + dir + "/run --input " +
+                                 lighter_test::source_path("examples/data/iris_test.csv") + " --output " + dir + "/pred.csv",
+                             &out);
+  REQUIRE(rc == 0);
+  std::string pred = L::read_text_file(dir + "/pred.csv");
+  REQUIRE(pred.rfind("setosa,versicolor,virginica,predicted\n", 0) == 0);
+  REQUIRE(count_lines(pred) == 31);
+
+  rc = lighter_test::run_cli("summary " + cfg, &out);
+  REQUIRE(rc == 0);
+  REQUIRE(out.find("Total params: 139") != std::string::npos);  // Normalization 4+4, Dense 80, Dense 51
+}
+
+TEST_CASE("lighter summary reads a bare Keras model file", "[cli]") {
+  std::string out;
+  int rc = lighter_test::run_cli("summary " + lighter_test::fixture_path("keras/keras2_sequential_mlp_tfjs_tf215.json"), &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  REQUIRE(out.find("Total params: 9,219") != std::string::npos);
+  rc = lighter_test::run_cli("summary " + lighter_test::fixture_path("keras/keras2_sequential_lenet5_avgpool.json"), &out);
+  REQUIRE(rc == 1);
+  REQUIRE(out.find("unknown layer 'Conv2D' (supported:") != std::string::npos);
+  REQUIRE(count_lines(out) == 1);
+}
+
+TEST_CASE("bad inputs give one clear line, a non-zero exit, and keep the earlier run", "[cli][slow]") {
+  std::string dir = lighter_test::temp_dir("cli_bad");
+  std::string good = write_config(dir, "good.json", iris_config().dump(2));
+  std::string out;
+  REQUIRE(lighter_test::run_cli("train " + good + " --output-dir " + dir + "/run", &out) == 0);
+  std::string metrics_before = L::read_text_file(dir + "/run/metrics.json");
+  std::string weights_before = L::read_text_file(dir + "/run/model.safetensors");
+
+  auto mutate = [](const std::function<void(json&)>& f) {
+    json c = iris_config();
+    f(c);
+    return c.dump(2);
+  };
+  struct Case {
+    std::string name, config, expected;
+  };
+  std::string csv_dir = dir + "/csv";
+  fs::create_directories(csv_dir);
+  std::ofstream(csv_dir + "/bad.csv") << "a,b,c,d,species\n1,2,3,4,setosa\n1,x,3,4,setosa\n";
+  std::vector<Case> cases = {
+      {"malformed JSON", "{\"name\": \"x\",\n \"seed\": }", "bad.json:2:"},
+      {"unknown layer", mutate([](json& c) { c["model"]["config"]["layers"][2]["class_name"] = "Dense3D"; }),
+       "model.config.layers[2].class_name: unknown layer 'Dense3D' (supported:"},
+      {"unknown key", mutate([](json& c) { c["fit"]["epocs"] = 3; }), "fit.epocs: unknown key"},
+      {"wrong type", mutate([](json& c) { c["fit"]["shuffle"] = "yes"; }), "fit.shuffle: expected true or false"},
+      {"non-positive units", mutate([](json& c) { c["model"]["config"]["layers"][2]["config"]["units"] = -4; }),
+       "model.config.layers[2].config.units: expected a positive integer, got -4"},
+      {"unknown loss", mutate([](json& c) { c["compile"]["loss"] = "crossentropy_of_doom"; }), "compile.loss"},
+      {"unknown optimizer", mutate([](json& c) { c["compile"]["optimizer"] = "adamm"; }), "compile.optimizer"},
+      {"unknown metric", mutate([](json& c) { c["compile"]["metrics"] = {"acuracy"}; }), "compile.metrics[0]"},
+      {"negative learning rate",
+       mutate([](json& c) { c["compile"]["optimizer"]["config"]["learning_rate"] = -0.1; }),
+       "compile.optimizer.config.learning_rate"},
+      {"zero batch size", mutate([](json& c) { c["fit"]["batch_size"] = 0; }),
+       "fit.batch_size: expected a positive integer, got 0"},
+      {"missing data file", mutate([](json& c) { c["data"]["train"]["path"] = "/nonexistent/iris.csv"; }),
+       "/nonexistent/iris.csv"},
+      {"unknown target column", mutate([](json& c) { c["data"]["train"]["target"] = "colour"; }), "colour"},
+      {"non-numeric feature", mutate([&](json& c) { c["data"]["train"]["path"] = csv_dir + "/bad.csv"; }),
+       "bad.csv:3:2"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    std::string cfg = write_config(dir, "bad.json", c.config);
+    int rc = lighter_test::run_cli("train " + cfg + " --output-dir " + dir + "/run", &out);
+    INFO(out);
+    REQUIRE(rc == 1);
+    REQUIRE(count_lines(out) == 1);
+    REQUIRE(out.rfind("lighter: error: ", 0) == 0);
+    REQUIRE(out.find(c.expected) != std::string::npos);
+    REQUIRE(L::read_text_file(dir + "/run/metrics.json") == metrics_before);
+  }
+  REQUIRE(L::read_text_file(dir + "/run/model.safetensors") == weights_before);
+
+  // A truncated weights file.
+  fs::copy(dir + "/run", dir + "/broken", fs::copy_options::recursive);
+  fs::resize_file(dir + "/broken/model.safetensors", fs::file_size(dir + "/broken/model.safetensors") - 7);
+  int rc = lighter_test::run_cli("evaluate " + good + " --weights " + dir + "/broken", &out);
+  INFO(out);
+  REQUIRE(rc == 1);
+  REQUIRE(count_lines(out) == 1);
+  REQUIRE(out.find("model.safetensors") != std::string::npos);
+
+  // Usage mistakes exit with 2.
+  REQUIRE(lighter_test::run_cli("train", &out) == 2);
+  REQUIRE(lighter_test::run_cli("frobnicate x", &out) == 2);
+  REQUIRE(lighter_test::run_cli("train " + good + " --bogus", &out) == 2);
+}
+
+TEST_CASE("apply_override sets nested keys and list elements", "[cli]") {
+  json c = {{"fit", {{"epochs", 1}}}, {"model", {{"config", {{"layers", {{{"config", {{"units", 4}}}}}}}}}}};
+  lighter::cli::apply_override(c, "fit.epochs=5");
+  lighter::cli::apply_override(c, "model.config.layers[0].config.units=32");
+  lighter::cli::apply_override(c, "name=fancy run");
+  REQUIRE(c["fit"]["epochs"] == 5);
+  REQUIRE(c["model"]["config"]["layers"][0]["config"]["units"] == 32);
+  REQUIRE(c["name"] == "fancy run");
+  REQUIRE_THROWS_AS(lighter::cli::apply_override(c, "model.config.layers[3].x=1"), L::ConfigError);
+  REQUIRE_THROWS_AS(lighter::cli::apply_override(c, "novalue"), L::ConfigError);
+}
