@@ -5,12 +5,16 @@
 #include <torch/torch.h>
 
 #if __has_include(<catch2/catch_test_macros.hpp>)
+// Catch2 3 (Debian trixie): split headers, Approx and the substring matcher renamed.
 #include <catch2/catch_approx.hpp>
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
 using Catch::Approx;
+#define LIGHTER_CONTAINS(text) Catch::Matchers::ContainsSubstring(text)
 #else
+// Catch2 2.13 (Debian bookworm): one header.
 #include <catch2/catch.hpp>
+#define LIGHTER_CONTAINS(text) Catch::Matchers::Contains(text)
 #endif
 
 #include <string>
@@ -39,6 +43,6 @@ int run_cli(const std::string& args, std::string* output = nullptr);
 
 // Expects `expr` to throw a lighter::Error whose message contains `text`.
 #define LIGHTER_REQUIRE_THROWS_WITH(expr, text) \
-  REQUIRE_THROWS_WITH(expr, Catch::Matchers::Contains(text))
+  REQUIRE_THROWS_WITH(expr, LIGHTER_CONTAINS(text))
 
 #endif  // LIGHTER_TESTS_LIGHTER_TEST_H

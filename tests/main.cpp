@@ -1,6 +1,11 @@
 #define CATCH_CONFIG_RUNNER
 #include "lighter_test.h"
 
+// Catch2 3 declares Catch::Session in its own header; 2.13's catch.hpp has it already.
+#if __has_include(<catch2/catch_session.hpp>)
+#include <catch2/catch_session.hpp>
+#endif
+
 #include <cstdio>
 #include <filesystem>
 

@@ -58,7 +58,7 @@ void digits(const std::string& dir) {
 void diabetes(const std::string& dir) {
   auto data = load(dir, "diabetes", "target");
   L::Sequential model({L::Input({10}), Normalization(), L::Dense(L::DenseOptions(32).activation("relu")),
-                       L::Dense(L::DenseOptions(16).activation("relu").kernel_regularizer(L::regularizers::l2(0.01))), L::Dense(1)},
+                       L::Dense(L::DenseOptions(16).activation("relu")), L::Dense(1)},
                       "diabetes");
   model->compile(L::optimizers::adam(1e-2), "mean_squared_error", {"mae", "r2_score"});
   model->fit(data.train.x, data.train.y, L::FitOptions().epochs(80).batch_size(32).validation_split(0.2).verbose(2));

@@ -58,6 +58,13 @@ OptimizerSpec nadam(double learning_rate = 0.001, double beta_1 = 0.9, double be
 /// -> ConfigError naming the JSON path. Keras 2 keys (`decay` 0, `jit_compile`, `is_legacy_optimizer`) are
 /// accepted and dropped; the result is Keras 3's config with every default filled in.
 OptimizerSpec from_json(const nlohmann::json& spec, const std::string& path = "compile.optimizer");
+/// Same, for a path given as a literal.
+// Without it, `from_json(spec, "path")` fails to compile with nlohmann-json >= 3.11.3 (Debian trixie): argument-
+// dependent lookup also finds nlohmann's from_json(const json&, T (&)[N]), an exact match for the literal, which
+// beats the std::string conversion. A non-template exact match wins over that template.
+inline OptimizerSpec from_json(const nlohmann::json& spec, const char* path) {
+  return optimizers::from_json(spec, std::string(path));
+}
 /// {"class_name", "config"}; from_json(to_json(s)) == s.
 nlohmann::json to_json(const OptimizerSpec& spec);
 

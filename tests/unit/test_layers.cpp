@@ -35,7 +35,7 @@ TEST_CASE("Dense computes activation(x W^T + b) with Keras' shapes and counts", 
   check_round_trip(*dense);
   check_round_trip(*nobias);
   // Wrong input width fails with a message naming the layer.
-  REQUIRE_THROWS_WITH(dense->forward(torch::randn({2, 5})), Catch::Matchers::Contains("layer 'd' (Dense) expects 4"));
+  REQUIRE_THROWS_WITH(dense->forward(torch::randn({2, 5})), LIGHTER_CONTAINS("layer 'd' (Dense) expects 4"));
 }
 
 TEST_CASE("Dense rejects non-positive units and unknown activations", "[layers]") {

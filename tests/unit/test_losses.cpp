@@ -187,7 +187,7 @@ TEST_CASE("masks average over valid positions only", "[losses]") {
   REQUIRE(x.grad()[0].item<double>() == Approx(1.0));  // d/dx (x^2 / 2) at 1
 }
 
-TEST_CASE("targets are aligned to predictions; mismatches are ShapeErrors", "[losses]") {
+TEST_CASE("targets are aligned to predictions and mismatches are ShapeErrors", "[losses]") {
   losses::MeanSquaredError mse;
   auto pred = t2({{1}, {2}, {3}});
   auto truth = t2({{0}, {0}, {1}});
