@@ -34,32 +34,35 @@ void report(const std::string& name, const std::map<std::string, double>& scores
 }
 
 void iris(const std::string& dir) {
-  auto data = load(dir, "iris", "species");
+  L::seed_everything(42);  // the order of `lighter train configs/iris.json`: model, then data
   L::Sequential model({L::Input({4}), Normalization(), L::Dense(L::DenseOptions(16).activation("relu").kernel_regularizer(L::regularizers::l2(0.01))),
                        L::Dense(L::DenseOptions(3).activation("softmax"))},
                       "iris");
   std::fputs(model->summary().c_str(), stdout);
+  auto data = load(dir, "iris", "species");
   model->compile(L::optimizers::adam(1e-2), "sparse_categorical_crossentropy", {"accuracy"});
   model->fit(data.train.x, data.train.y, L::FitOptions().epochs(100).batch_size(16).validation_split(0.2).verbose(2));
   report("iris", model->evaluate(data.test.x, data.test.y));
 }
 
 void digits(const std::string& dir) {
-  auto data = load(dir, "digits", "digit");
+  L::seed_everything(42);  // the order of `lighter train configs/digits.json`: model, then data
   L::Sequential model({L::Input({64}), Normalization(), L::Dense(L::DenseOptions(128).activation("relu")),
                        L::Dropout(0.2), L::Dense(L::DenseOptions(64).activation("relu")),
                        L::Dense(L::DenseOptions(10).activation("softmax"))},
                       "digits");
+  auto data = load(dir, "digits", "digit");
   model->compile(L::optimizers::adam(1e-3), "sparse_categorical_crossentropy", {"accuracy"});
   model->fit(data.train.x, data.train.y, L::FitOptions().epochs(40).batch_size(32).validation_split(0.15).verbose(2));
   report("digits", model->evaluate(data.test.x, data.test.y));
 }
 
 void diabetes(const std::string& dir) {
-  auto data = load(dir, "diabetes", "target");
+  L::seed_everything(42);  // the order of `lighter train configs/diabetes.json`: model, then data
   L::Sequential model({L::Input({10}), Normalization(), L::Dense(L::DenseOptions(32).activation("relu")),
                        L::Dense(L::DenseOptions(16).activation("relu")), L::Dense(1)},
                       "diabetes");
+  auto data = load(dir, "diabetes", "target");
   model->compile(L::optimizers::adam(1e-2), "mean_squared_error", {"mae", "r2_score"});
   model->fit(data.train.x, data.train.y, L::FitOptions().epochs(80).batch_size(32).validation_split(0.2).verbose(2));
   report("diabetes", model->evaluate(data.test.x, data.test.y));
@@ -75,7 +78,6 @@ int main(int argc, char** argv) {
   std::string which = argc > 1 ? argv[1] : "all";
   std::string dir = argc > 2 ? argv[2] : "examples/data";
   try {
-    L::seed_everything(42);
     if (which == "iris" || which == "all") iris(dir);
     if (which == "digits" || which == "all") digits(dir);
     if (which == "diabetes" || which == "all") diabetes(dir);
