@@ -46,6 +46,8 @@ void NormalizationImpl::build_impl(const Shape& input_shape) {
   }
   mean = register_weight_buffer("mean", m);
   variance = register_weight_buffer("variance", v);
+  // Keras keeps the number of adapted samples as a third (integer) weight; summaries count it.
+  count = register_weight_buffer("count", torch::zeros({}, torch::kLong));
 }
 
 void NormalizationImpl::adapt(const torch::Tensor& data) {
@@ -61,6 +63,7 @@ void NormalizationImpl::adapt(const torch::Tensor& data) {
   auto moved = x.movedim(axis, -1).reshape({-1, x.size(axis)});
   mean.copy_(moved.mean(0).to(mean.dtype()));
   variance.copy_(moved.var(0, /*unbiased=*/false).to(variance.dtype()));
+  count.fill_(moved.size(0));
   adapted_ = true;
 }
 
@@ -70,8 +73,9 @@ torch::Tensor NormalizationImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.size(feature_axis(x.dim())) == mean.size(0), "layer '", layer_name(), "' (Normalization) expects ",
               mean.size(0), " features, got input of shape ", x.sizes());
   auto m = mean.view(shape), v = variance.view(shape);
-  if (options_.invert()) return x * torch::sqrt(v) + m;
-  return (x - m) / torch::clamp_min(torch::sqrt(v), 1e-7);
+  auto scale = torch::clamp_min(torch::sqrt(v), 1e-7);
+  if (options_.invert()) return x * scale + m;
+  return (x - m) / scale;
 }
 
 ParamCount NormalizationImpl::count_params() const {

@@ -20,7 +20,8 @@ struct NormalizationOptions {
 };
 
 /// Keras' Normalization: (x - mean) / max(sqrt(variance), 1e-7). The statistics are non-trainable weights
-/// (`mean`, `variance`), saved with the model; Keras 3 counts them (2 × features) as non-trainable params.
+/// (`mean`, `variance` and the sample `count`), saved with the model; Keras counts them (2 × features + 1) as
+/// non-trainable params. Fixed statistics given in the config are constants, not weights, as in Keras.
 class NormalizationImpl : public LayerImpl {
  public:
   explicit NormalizationImpl(const NormalizationOptions& options = {});
@@ -34,7 +35,7 @@ class NormalizationImpl : public LayerImpl {
   ParamCount count_params() const override;
   static std::shared_ptr<NormalizationImpl> from_config(ConfigReader& r);
 
-  torch::Tensor mean, variance;
+  torch::Tensor mean, variance, count;
 
  protected:
   void build_impl(const Shape& input_shape) override;

@@ -67,7 +67,7 @@ TEST_CASE("lighter train writes a complete run and lighter evaluate/predict/summ
 
   rc = lighter_test::run_cli("summary " + cfg, &out);
   REQUIRE(rc == 0);
-  REQUIRE(out.find("Total params: 139") != std::string::npos);  // Normalization 4+4, Dense 80, Dense 51
+  REQUIRE(out.find("Total params: 140") != std::string::npos);  // Normalization 4+4+1, Dense 80, Dense 51
 }
 
 TEST_CASE("lighter summary reads a bare Keras model file", "[cli]") {

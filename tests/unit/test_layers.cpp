@@ -175,7 +175,8 @@ TEST_CASE("Normalization adapts mean and variance and counts them as non-trainab
   auto out = norm->forward(data);
   REQUIRE(lighter_test::max_abs_diff(out.mean(0), torch::zeros({2})) < 1e-5);
   REQUIRE(lighter_test::max_abs_diff(out.var(0, false), torch::ones({2})) < 1e-4);
-  REQUIRE(norm->count_params().non_trainable == 4);
+  REQUIRE(norm->count_params().non_trainable == 5);  // mean, variance and Keras' sample count
+  REQUIRE(norm->count.item<int64_t>() == 3);
   REQUIRE(norm->count_params().trainable == 0);
   // Fixed statistics from the config are constants, not weights.
   Normalization fixed(NormalizationOptions().mean({1.0, 2.0}).variance({4.0, 9.0}).input_shape({2}));
