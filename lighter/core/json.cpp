@@ -152,6 +152,33 @@ void ConfigReader::finish() const {
   }
 }
 
+ClassSpec read_class_spec(const json& spec, const std::string& path, const std::string& what,
+                          std::initializer_list<const char*> tolerated) {
+  ClassSpec out;
+  out.name_path = out.config_path = path;
+  if (spec.is_string()) {
+    out.class_name = spec.get<std::string>();
+    out.from_string = true;
+    return out;
+  }
+  if (!spec.is_object())
+    throw ConfigError(path, "expected a " + what + " name or {\"class_name\": ..., \"config\": {...}}, got " +
+                                describe(spec));
+  ConfigReader r(spec, path);
+  out.class_name = r.get<std::string>("class_name");
+  r.ignore({"module", "registered_name"});
+  r.ignore(tolerated);
+  const json& config = r.raw_or_null("config");
+  r.finish();
+  out.name_path = r.path_of("class_name");
+  out.config_path = r.path_of("config");
+  if (!config.is_null()) {
+    if (!config.is_object()) throw ConfigError(out.config_path, "expected an object, got " + describe(config));
+    out.config = config;
+  }
+  return out;
+}
+
 namespace detail {
 
 template <>

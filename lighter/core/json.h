@@ -79,6 +79,21 @@ class ConfigReader {
   std::set<std::string> seen_;
 };
 
+/// A Keras-serialized object: a bare name ("adam", "glorot_uniform") or {"class_name": ..., "config": {...}}
+/// (Keras 3's "module" and "registered_name" tolerated).
+struct ClassSpec {
+  std::string class_name;
+  json config = json::object();  // empty for a bare name or a missing/null config
+  bool from_string = false;
+  std::string name_path;    // where class_name came from, for errors
+  std::string config_path;  // where config came from
+};
+
+/// Reads a ClassSpec; `what` names the kind in errors ("loss", "initializer"); `tolerated` lists further outer keys
+/// to accept without reading (e.g. a layer's "build_config").
+ClassSpec read_class_spec(const json& spec, const std::string& path, const std::string& what,
+                          std::initializer_list<const char*> tolerated = {});
+
 namespace detail {
 template <class T>
 T convert(const json& value, const std::string& path);

@@ -102,27 +102,16 @@ void orthogonal_fill(torch::Tensor& t, double gain, const c10::optional<at::Gene
 }  // namespace
 
 json normalize(const json& spec, const std::string& path) {
-  std::string name;
-  json config = json::object();
-  if (spec.is_string()) {
-    name = spec.get<std::string>();
-  } else if (spec.is_object()) {
-    ConfigReader r(spec, path);
-    name = r.get<std::string>("class_name");
-    r.ignore({"module", "registered_name"});
-    if (r.has("config")) config = r.raw("config");
-    r.finish();
-    if (!config.is_object()) throw ConfigError(join_path(path, "config"), "expected an object, got " + describe(config));
-  } else {
-    throw ConfigError(path, "expected an initializer name or {\"class_name\", \"config\"}, got " + describe(spec));
-  }
+  ClassSpec s = read_class_spec(spec, path, "initializer");
+  std::string name = s.class_name;
+  const json& config = s.config;
   auto alias = aliases().find(name);
   if (alias != aliases().end()) name = alias->second;
   auto def = defaults().find(name);
   if (def == defaults().end())
     throw ConfigError(path, "unknown initializer '" + name + "' (supported: " + known_names() + ")");
   json out = def->second;
-  std::string cpath = join_path(path, "config");
+  const std::string& cpath = s.config_path;
   for (auto it = config.begin(); it != config.end(); ++it) {
     if (!out.contains(it.key()))
       throw ConfigError(join_path(cpath, it.key()), "unknown key for " + name);

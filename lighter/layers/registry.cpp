@@ -27,18 +27,12 @@ Registry<LayerPtr, ConfigReader&>& registry() {
 }
 
 LayerPtr from_json(const nlohmann::json& spec, const std::string& path) {
-  ConfigReader outer(spec, path);
-  std::string class_name = outer.get<std::string>("class_name");
-  outer.ignore({"module", "registered_name", "build_config", "name", "inbound_nodes"});
-  if (!registry().contains(class_name))
-    throw ConfigError(outer.path_of("class_name"),
-                      "unknown layer '" + class_name + "' (supported: " + registry().known() + ")");
-  static const json empty = json::object();
-  const json& config = outer.has("config") ? outer.raw("config") : (outer.raw_or_null("config"), empty);
-  ConfigReader inner(config, outer.path_of("config"));
-  LayerPtr layer = registry().create(class_name, outer.path_of("class_name"), inner);
-  inner.finish();
-  outer.finish();
+  if (!spec.is_object()) throw ConfigError(path, "expected a layer {\"class_name\": ..., \"config\": {...}}, got " + describe(spec));
+  // Keras 3 adds build_config; functional models add name and inbound_nodes beside the config.
+  ClassSpec s = read_class_spec(spec, path, "layer", {"build_config", "name", "inbound_nodes"});
+  ConfigReader config(s.config, s.config_path);
+  LayerPtr layer = registry().create(s.class_name, s.name_path, config);
+  config.finish();
   return layer;
 }
 

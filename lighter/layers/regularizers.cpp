@@ -6,22 +6,10 @@ namespace lighter::regularizers {
 
 json normalize(const json& spec, const std::string& path) {
   if (spec.is_null()) return nullptr;
-  std::string name;
-  json config = json::object();
-  if (spec.is_string()) {
-    name = spec.get<std::string>();
-  } else if (spec.is_object()) {
-    ConfigReader r(spec, path);
-    name = r.get<std::string>("class_name");
-    r.ignore({"module", "registered_name"});
-    if (r.has("config")) config = r.raw("config");
-    r.finish();
-  } else {
-    throw ConfigError(path, "expected a regularizer name or {\"class_name\", \"config\"}, got " + describe(spec));
-  }
+  ClassSpec s = read_class_spec(spec, path, "regularizer");
+  const std::string& name = s.class_name;
   double l1 = 0, l2 = 0;
-  std::string cpath = join_path(path, "config");
-  ConfigReader c(config, cpath);
+  ConfigReader c(s.config, s.config_path);
   if (name == "l1" || name == "L1") {
     l1 = c.non_negative("l1", 0.01);
   } else if (name == "l2" || name == "L2") {

@@ -404,22 +404,9 @@ Registry<LossPtr, ConfigReader&>& registry() {
 }
 
 LossPtr get(const nlohmann::json& spec, const std::string& path) {
-  static const json empty = json::object();
-  if (spec.is_string()) {
-    ConfigReader config(empty, path);
-    LossPtr loss = registry().create(spec.get<std::string>(), path, config);
-    config.finish();
-    return loss;
-  }
-  if (!spec.is_object())
-    throw ConfigError(path, "expected a loss name or {\"class_name\": ..., \"config\": ...}, got " + describe(spec));
-  ConfigReader top(spec, path);
-  const std::string class_name = top.get<std::string>("class_name");
-  top.ignore({"module", "registered_name"});
-  const json& raw_config = top.raw_or_null("config");
-  top.finish();
-  ConfigReader config(raw_config.is_null() ? empty : raw_config, top.path_of("config"));
-  LossPtr loss = registry().create(class_name, top.path_of("class_name"), config);
+  ClassSpec s = read_class_spec(spec, path, "loss");
+  ConfigReader config(s.config, s.config_path);
+  LossPtr loss = registry().create(s.class_name, s.name_path, config);
   config.finish();
   return loss;
 }

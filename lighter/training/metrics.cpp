@@ -570,27 +570,13 @@ Registry<MetricPtr, ConfigReader&>& registry() {
 }
 
 MetricPtr get(const nlohmann::json& spec, const std::string& path, const std::string& loss_name) {
-  static const json empty = json::object();
-  json string_config;
-  const json* config = &empty;
-  std::string class_name, name_path = path, config_path = path;
-  if (spec.is_string()) {
-    class_name = spec.get<std::string>();
-    // A string's spelling is the log key, as in Keras ("mae" logs as "mae").
-    string_config = {{"name", class_name}};
-    config = &string_config;
-  } else if (spec.is_object()) {
-    ConfigReader top(spec, path);
-    class_name = top.get<std::string>("class_name");
-    top.ignore({"module", "registered_name"});
-    const json& raw = top.raw_or_null("config");
-    top.finish();
-    if (!raw.is_null()) config = &raw;
-    name_path = top.path_of("class_name");
-    config_path = top.path_of("config");
-  } else {
-    throw ConfigError(path, "expected a metric name or {\"class_name\": ..., \"config\": ...}, got " + describe(spec));
-  }
+  ClassSpec s = read_class_spec(spec, path, "metric");
+  // A string's spelling is the log key, as in Keras ("mae" logs as "mae").
+  if (s.from_string) s.config = {{"name", s.class_name}};
+  const std::string& class_name = s.class_name;
+  const std::string& name_path = s.name_path;
+  const json* config = &s.config;
+  const std::string& config_path = s.config_path;
   ConfigReader reader(*config, config_path);
   MetricPtr metric;
   if (registry().contains(class_name) && registry().resolve(class_name) == "accuracy") {
