@@ -15,6 +15,7 @@
 #include "lighter/core/error.h"
 #include "lighter/core/logging.h"
 #include "lighter/data/csv.h"
+#include "lighter/data/dataset.h"
 #include "lighter/models/keras_json.h"
 #include "lighter/models/saving.h"
 #include "lighter/training/plot.h"
@@ -106,9 +107,15 @@ auto in_file(const std::string& file, F&& fn) -> decltype(fn()) {
   }
 }
 
-data::CsvOptions csv_options(const DataSource& s, const std::vector<std::string>& classes) {
+// Crossentropy losses take class ids: integer labels (digits 0-9) then get a class mapping saved with the model too.
+bool is_classification_loss(const std::string& loss) {
+  return loss.find("crossentropy") != std::string::npos;
+}
+
+data::CsvOptions csv_options(const DataSource& s, const std::vector<std::string>& classes, bool classification) {
   data::CsvOptions o;
   o.delimiter(s.delimiter).header(s.header).classes(classes);
+  if (classification) o.kind(data::TargetKind::Classification);
   if (!s.target.empty()) {
     o.target(s.target);
   } else {
@@ -117,8 +124,8 @@ data::CsvOptions csv_options(const DataSource& s, const std::vector<std::string>
   return o;
 }
 
-data::Table read_source(const DataSource& s, const std::vector<std::string>& classes = {}) {
-  auto table = data::read_csv(s.path, csv_options(s, classes));
+data::Table read_source(const DataSource& s, bool classification, const std::vector<std::string>& classes = {}) {
+  auto table = data::read_csv(s.path, csv_options(s, classes, classification));
   if (s.shuffle) {
     auto order = torch::randperm(table.size(), torch::kLong);
     table.x = table.x.index_select(0, order);
@@ -150,13 +157,37 @@ void print_scores(const std::string& split, const std::map<std::string, double>&
   std::printf("%-10s %s\n", (split + ":").c_str(), line.c_str());
 }
 
-// Writes the run's files into a fresh staging folder, then swaps it into place, so an earlier run's outputs are
-// replaced only by a complete new set.
-void publish(const std::string& output_dir, const std::function<void(const std::string&)>& write) {
-  fs::path target = fs::absolute(output_dir).lexically_normal();
+// Files a Lighter run writes; a folder holding anything else is not replaced.
+bool looks_like_run(const fs::path& dir) {
+  static const std::vector<std::string> ours = {"model.json", "model.safetensors", "lighter.json", "metrics.json",
+                                                "history.csv", "training_curves.svg"};
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::string name = entry.path().filename().string();
+    if (std::find(ours.begin(), ours.end(), name) == ours.end()) return false;
+  }
+  return true;
+}
+
+// The output folder, checked before training: it must be absent, or an earlier Lighter run that may be replaced.
+fs::path checked_output_dir(const std::string& output_dir) {
+  if (output_dir.empty()) throw ConfigError("output_dir", "must not be empty");
+  fs::path target = fs::absolute(fs::path(output_dir)).lexically_normal();
+  if (!target.has_filename()) target = target.parent_path();  // "runs/x/" -> "runs/x"
+  if (fs::exists(target)) {
+    if (!fs::is_directory(target)) throw DataError(target.string(), "output_dir exists and is not a folder");
+    if (!looks_like_run(target))
+      throw DataError(target.string(), "output_dir holds files that are not a Lighter run; choose another folder");
+  }
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
   if (ec) throw DataError(target.parent_path().string(), "cannot create folder: " + ec.message());
+  return target;
+}
+
+// Writes the run's files into a fresh staging folder beside the target, then swaps it into place, so an earlier
+// run's outputs are replaced only by a complete new set (and put back if the swap fails).
+void publish(const fs::path& target, const std::function<void(const std::string&)>& write) {
+  std::error_code ec;
   std::string tag = std::to_string(::getpid());
   fs::path staging = target.string() + ".partial-" + tag, old = target.string() + ".old-" + tag;
   fs::remove_all(staging, ec);
@@ -168,9 +199,21 @@ void publish(const std::string& output_dir, const std::function<void(const std::
     fs::remove_all(staging, ec);
     throw;
   }
-  if (fs::exists(target)) fs::rename(target, old);
-  fs::rename(staging, target);
-  fs::remove_all(old, ec);
+  bool had_old = fs::exists(target);
+  if (had_old) {
+    fs::rename(target, old, ec);
+    if (ec) {
+      fs::remove_all(staging);
+      throw DataError(target.string(), "cannot replace the earlier run: " + ec.message());
+    }
+  }
+  fs::rename(staging, target, ec);
+  if (ec) {
+    if (had_old) fs::rename(old, target);
+    fs::remove_all(staging);
+    throw DataError(target.string(), "cannot write the run: " + ec.message());
+  }
+  if (had_old) fs::remove_all(old, ec);
 }
 
 int cmd_train(const Args& a) {
@@ -179,16 +222,18 @@ int cmd_train(const Args& a) {
   if (!a.output_dir.empty()) cfg.output_dir = a.output_dir;
   if (!a.device.empty()) cfg.device = a.device;
   auto device = in_file(a.config, [&] { return resolve_device(cfg.device, "device"); });
+  fs::path output = in_file(a.config, [&] { return checked_output_dir(cfg.output_dir); });
   seed_everything(static_cast<uint64_t>(cfg.seed));
 
   // Everything is checked (model, compile, data) before any training or writing.
   auto model = in_file(a.config, [&] { return models::model_from_json(cfg.model, "model"); });
   auto optimizer = in_file(a.config, [&] { return optimizers::from_json(cfg.optimizer, "compile.optimizer"); });
   in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
-  data::Table train = read_source(cfg.train);
+  bool classification = is_classification_loss(model->trainer().loss().name());
+  data::Table train = read_source(cfg.train, classification);
   std::optional<data::Table> validation, test;
-  if (cfg.validation) validation = read_source(*cfg.validation, train.classes);
-  if (cfg.test) test = read_source(*cfg.test, train.classes);
+  if (cfg.validation) validation = read_source(*cfg.validation, classification, train.classes);
+  if (cfg.test) test = read_source(*cfg.test, classification, train.classes);
   torch::Tensor x = model_input(*model, train.x);
   if (!model->built()) {
     torch::NoGradGuard no_grad;
@@ -207,10 +252,24 @@ int cmd_train(const Args& a) {
 
   training::FitOptions fit;
   fit.epochs(cfg.epochs).batch_size(cfg.batch_size).shuffle(cfg.shuffle).verbose(static_cast<int>(cfg.verbose));
-  fit.validation_split(cfg.validation_split).class_weight(cfg.class_weight);
-  if (validation) fit.validation_data(std::make_pair(model_input(*model, validation->x), validation->y));
+  fit.class_weight(cfg.class_weight);
+  // The held-out part: a validation file, or Keras' validation_split (the last rows) of the training file.
+  torch::Tensor y = train.y, vx, vy;
+  if (validation) {
+    vx = model_input(*model, validation->x);
+    vy = validation->y;
+  } else if (cfg.validation_split > 0) {
+    auto parts = in_file(a.config, [&] {
+      return data::split_tail(data::TensorDataset(x, y), cfg.validation_split);
+    });
+    x = parts.first.x;
+    y = parts.first.y;
+    vx = parts.second.x;
+    vy = parts.second.y;
+  }
+  if (vx.defined()) fit.validation_data(std::make_pair(vx, vy));
   auto start = std::chrono::steady_clock::now();
-  training::History history = model->fit(x, train.y, fit);
+  training::History history = model->fit(x, y, fit);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   // Final scores on each split (the validation part is the one fit held out).
@@ -218,12 +277,7 @@ int cmd_train(const Args& a) {
   training::EvaluateOptions eval;
   eval.batch_size(cfg.batch_size);
   std::map<std::string, std::map<std::string, double>> scores;
-  if (validation) {
-    scores["validation"] = model->evaluate(model_input(*model, validation->x), validation->y, eval);
-  } else if (cfg.validation_split > 0) {
-    int64_t n = x.size(0), n_val = static_cast<int64_t>(n * cfg.validation_split);
-    scores["validation"] = model->evaluate(x.narrow(0, n - n_val, n_val), train.y.narrow(0, n - n_val, n_val), eval);
-  }
+  if (vx.defined()) scores["validation"] = model->evaluate(vx, vy, eval);
   if (test) scores["test"] = model->evaluate(model_input(*model, test->x), test->y, eval);
   for (const auto& kv : scores) metrics[kv.first] = scores_json(kv.second);
   metrics["epochs"] = history.epoch.size();
@@ -235,7 +289,7 @@ int cmd_train(const Args& a) {
                 {"classes", train.classes},
                 {"loss", model->trainer().loss().name()}};
   model->to(torch::kCPU);
-  publish(cfg.output_dir, [&](const std::string& dir) {
+  publish(output, [&](const std::string& dir) {
     save_model(*model, dir, extra);
     write_file_atomic(dir + "/metrics.json", metrics.dump(2) + "\n");
     write_file_atomic(dir + "/history.csv", history.to_csv());
@@ -271,12 +325,33 @@ int cmd_evaluate(const Args& a) {
   in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
   DataSource source = cfg.test ? *cfg.test : cfg.train;
   if (!a.data.empty()) source.path = a.data;
-  auto table = read_source(source, classes_of(extra));
+  auto table = read_source(source, is_classification_loss(model->trainer().loss().name()), classes_of(extra));
   training::EvaluateOptions eval;
   eval.batch_size(cfg.batch_size);
   auto scores = model->evaluate(model_input(*model, table.x), table.y, eval);
   std::printf("%s\n", scores_json(scores).dump(2).c_str());
   return 0;
+}
+
+// Whether the first line of a CSV text names `column` (fields trimmed of spaces, quotes and a CR).
+bool header_has_column(const std::string& text, const std::string& column) {
+  std::string line = text.substr(0, text.find('\n'));
+  size_t begin = 0;
+  while (begin <= line.size()) {
+    size_t end = line.find(',', begin);
+    if (end == std::string::npos) end = line.size();
+    std::string field = line.substr(begin, end - begin);
+    auto strip = [](std::string& f) {
+      while (!f.empty() && (f.back() == '\r' || f.back() == ' ' || f.back() == '"')) f.pop_back();
+      size_t i = 0;
+      while (i < f.size() && (f[i] == ' ' || f[i] == '"')) ++i;
+      f.erase(0, i);
+    };
+    strip(field);
+    if (field == column) return true;
+    begin = end + 1;
+  }
+  return false;
 }
 
 int cmd_predict(const Args& a) {
@@ -286,40 +361,42 @@ int cmd_predict(const Args& a) {
   std::string target = extra.value("target", "");
   // The input may carry the target column (e.g. a test file): it is ignored.
   data::CsvOptions o;
-  std::string header_line;
-  {
-    std::string text = read_text_file(a.input);
-    header_line = text.substr(0, text.find('\n'));
-  }
-  bool has_target = !target.empty() && ("," + header_line + ",").find("," + target + ",") != std::string::npos;
+  bool has_target = !target.empty() && header_has_column(read_text_file(a.input), target);
   if (has_target) {
     o.target(target).classes(classes);
+    if (!classes.empty()) o.kind(data::TargetKind::Classification);
   } else {
     o.kind(data::TargetKind::None);
   }
   auto table = data::read_csv(a.input, o);
   auto probs = model->predict(model_input(*model, table.x));
   std::string out;
-  if (!classes.empty() && probs.dim() == 2) {
-    for (const auto& c : classes) out += c + ",";
+  auto p = probs.reshape({probs.size(0), -1}).to(torch::kDouble).contiguous();
+  auto acc = p.accessor<double, 2>();
+  char buf[32];
+  if (!classes.empty() && (p.size(1) == static_cast<int64_t>(classes.size()) || p.size(1) == 1)) {
+    // One sigmoid unit gives P(class 1); otherwise one probability per class.
+    bool binary = p.size(1) == 1;
+    out += binary ? "probability," : "";
+    if (!binary)
+      for (const auto& c : classes) out += c + ",";
     out += "predicted\n";
-    auto best = probs.argmax(1);
-    for (int64_t i = 0; i < probs.size(0); ++i) {
-      char buf[32];
-      for (int64_t j = 0; j < probs.size(1); ++j) {
-        std::snprintf(buf, sizeof buf, "%.6g,", probs[i][j].item<double>());
+    for (int64_t i = 0; i < p.size(0); ++i) {
+      int64_t best = 0;
+      for (int64_t j = 0; j < p.size(1); ++j) {
+        std::snprintf(buf, sizeof buf, "%.6g,", acc[i][j]);
         out += buf;
+        if (acc[i][j] > acc[i][best]) best = j;
       }
-      out += classes.at(best[i].item<int64_t>()) + "\n";
+      if (binary) best = acc[i][0] >= 0.5 ? 1 : 0;
+      out += (best < static_cast<int64_t>(classes.size()) ? classes[best] : std::to_string(best)) + "\n";
     }
   } else {
-    auto flat = probs.reshape({probs.size(0), -1});
-    for (int64_t j = 0; j < flat.size(1); ++j) out += (j ? ",prediction_" : "prediction_") + std::to_string(j);
+    for (int64_t j = 0; j < p.size(1); ++j) out += (j ? ",prediction_" : "prediction_") + std::to_string(j);
     out += "\n";
-    for (int64_t i = 0; i < flat.size(0); ++i) {
-      char buf[32];
-      for (int64_t j = 0; j < flat.size(1); ++j) {
-        std::snprintf(buf, sizeof buf, j ? ",%.6g" : "%.6g", flat[i][j].item<double>());
+    for (int64_t i = 0; i < p.size(0); ++i) {
+      for (int64_t j = 0; j < p.size(1); ++j) {
+        std::snprintf(buf, sizeof buf, j ? ",%.6g" : "%.6g", acc[i][j]);
         out += buf;
       }
       out += "\n";

@@ -147,6 +147,8 @@ RunConfig parse_run_config(const json& config, const std::string& base_dir, cons
     }
     f.finish();
   }
+  if (c.validation && c.validation_split > 0)
+    throw ConfigError("data.validation_split", "give either data.validation or a validation_split, not both");
   // Unlike data paths, the output folder is relative to the working directory, as for any command's output.
   c.output_dir = r.get<std::string>("output_dir", "runs/" + c.name);
   r.finish();

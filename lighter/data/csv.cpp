@@ -99,7 +99,9 @@ bool parse_number(std::string_view s, double* value) {
   }
   char* end = nullptr;
   *value = std::strtod(start, &end);
-  return end == start + s.size();
+  // strtod also takes "nan", "inf" and hex floats; a data file's feature must be a finite decimal number.
+  bool hex = s.find_first_of("xX") != std::string_view::npos;
+  return end == start + s.size() && std::isfinite(*value) && !hex;
 }
 
 /// Splits RFC 4180 text into records. Quoted fields are unescaped in place (they only shrink),

@@ -116,19 +116,29 @@ void DenseImpl::build_impl(const Shape& input_shape) {
   }
 }
 
-torch::Tensor DenseImpl::forward_pre_activation(const torch::Tensor& x) {
+torch::Tensor DenseImpl::linear(const torch::Tensor& x) const {
   TORCH_CHECK(built_, "Dense layer '", layer_name(), "' is used before it was built");
   TORCH_CHECK(x.dim() >= 2 && x.size(-1) == weight.size(1), "layer '", layer_name(), "' (Dense) expects ",
               weight.size(1), " input features, got input of shape ", x.sizes());
   return torch::nn::functional::linear(x, weight, bias);
 }
 
+void DenseImpl::record_activity(const torch::Tensor& output) {
+  // Keras 3 adds activity_regularizer(output) to the loss as it is (Keras 2 divided it by the batch size).
+  if (!options_.activity_regularizer().is_null() && is_training())
+    activity_loss_ = regularizers::penalty(options_.activity_regularizer(), output);
+}
+
+torch::Tensor DenseImpl::forward_pre_activation(const torch::Tensor& x) {
+  auto z = linear(x);
+  // The activity penalty is on the activated output, also when a loss takes the logits.
+  if (!options_.activity_regularizer().is_null() && is_training()) record_activity(activation_(z));
+  return z;
+}
+
 torch::Tensor DenseImpl::forward(const torch::Tensor& x) {
-  auto out = activation_(forward_pre_activation(x));
-  if (!options_.activity_regularizer().is_null() && is_training()) {
-    // Keras 2 divides the activity penalty by the batch size, which keeps it independent of batch_size.
-    activity_loss_ = regularizers::penalty(options_.activity_regularizer(), out) / std::max<int64_t>(1, out.size(0));
-  }
+  auto out = activation_(linear(x));
+  record_activity(out);
   return out;
 }
 

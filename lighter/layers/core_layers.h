@@ -78,6 +78,8 @@ class DenseImpl : public LayerImpl {
   void build_impl(const Shape& input_shape) override;
 
  private:
+  torch::Tensor linear(const torch::Tensor& x) const;
+  void record_activity(const torch::Tensor& output);
   DenseOptions options_;
   activations::Function activation_;
   torch::Tensor activity_loss_;

@@ -22,7 +22,8 @@ const std::map<std::string, std::string>& aliases() {
       {"he_normal", "HeNormal"},    {"he_uniform", "HeUniform"},
       {"lecun_normal", "LecunNormal"}, {"lecun_uniform", "LecunUniform"},
       {"orthogonal", "Orthogonal"}, {"variance_scaling", "VarianceScaling"},
-      {"Zero", "Zeros"},            {"One", "Ones"}};
+      {"Zero", "Zeros"},            {"One", "Ones"},
+      {"OrthogonalInitializer", "Orthogonal"}};  // Keras 3's class name
   return a;
 }
 
@@ -122,6 +123,11 @@ json normalize(const json& spec, const std::string& path) {
     if (!ok) throw ConfigError(join_path(cpath, it.key()), "unexpected value " + describe(v));
     out[it.key()] = v;
   }
+  for (const char* key : {"stddev", "gain"})
+    if (out.contains(key) && !(out[key].get<double>() >= 0))
+      throw ConfigError(join_path(cpath, key), "expected a non-negative number, got " + describe(out[key]));
+  if (name == "RandomUniform" && !(out["minval"].get<double>() <= out["maxval"].get<double>()))
+    throw ConfigError(join_path(cpath, "maxval"), "maxval must not be below minval");
   if (name == "VarianceScaling") {
     std::string mode = out["mode"], dist = out["distribution"];
     if (mode != "fan_in" && mode != "fan_out" && mode != "fan_avg")

@@ -7,6 +7,7 @@
 
 #include "lighter/core/error.h"
 #include "lighter/core/logging.h"
+#include "lighter/data/dataset.h"
 #include "lighter/training/progress.h"
 
 namespace lighter {
@@ -18,14 +19,15 @@ namespace {
 torch::Tensor class_weights_for(const torch::Tensor& y, const std::map<int64_t, double>& class_weight) {
   torch::Tensor labels = y;
   if (y.dim() >= 2 && y.size(-1) > 1) labels = y.argmax(-1);
-  labels = labels.reshape({y.size(0), -1}).select(1, 0).to(torch::kLong);
+  labels = labels.reshape({y.size(0), -1}).select(1, 0).round().to(torch::kLong);
   int64_t max_label = labels.numel() ? labels.max().item<int64_t>() : 0;
   for (const auto& kv : class_weight) max_label = std::max(max_label, kv.first);
-  auto table = torch::ones({max_label + 1}, torch::kFloat);
+  std::vector<float> weights(max_label + 1, 1.0f);
   for (const auto& kv : class_weight) {
     if (kv.first < 0) throw ConfigError("fit.class_weight", "class ids must be non-negative, got " + std::to_string(kv.first));
-    table[kv.first] = kv.second;
+    weights[kv.first] = static_cast<float>(kv.second);
   }
+  auto table = torch::tensor(weights).to(labels.device());
   return table.index_select(0, labels.clamp_min(0));
 }
 
@@ -114,22 +116,20 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
     sw = sw.defined() ? sw.to(torch::kFloat) * cw : cw;
   }
 
-  // Keras' validation_split: the tail of the data, taken before shuffling.
-  torch::Tensor vx, vy;
+  // Keras' validation_split: the tail of the data (with its sample weights), taken before shuffling.
+  torch::Tensor vx, vy, vw;
   if (o.validation_data()) {
     vx = o.validation_data()->first;
     vy = o.validation_data()->second;
     check_data(vx, vy, "fit.validation_data");
   } else if (o.validation_split() > 0) {
-    int64_t n = x.size(0);
-    int64_t n_val = static_cast<int64_t>(std::floor(n * o.validation_split()));
-    if (n_val == 0 || n_val == n)
-      throw ConfigError("fit.validation_split", "leaves no samples for " + std::string(n_val == 0 ? "validation" : "training"));
-    vx = x.narrow(0, n - n_val, n_val);
-    vy = y.narrow(0, n - n_val, n_val);
-    x = x.narrow(0, 0, n - n_val);
-    y = y.narrow(0, 0, n - n_val);
-    if (sw.defined()) sw = sw.narrow(0, 0, n - n_val);
+    auto [train_part, val_part] = data::split_tail(data::TensorDataset(x, y, sw), o.validation_split());
+    x = train_part.x;
+    y = train_part.y;
+    sw = train_part.sample_weight;
+    vx = val_part.x;
+    vy = val_part.y;
+    vw = val_part.sample_weight;
   }
 
   // Preprocessing layers learn their statistics from the training data first (Keras' adapt).
@@ -148,7 +148,6 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
   y = y.to(dev).contiguous();
   if (sw.defined()) sw = sw.to(dev, torch::kFloat).contiguous();
 
-  History history_value;
   auto history = std::make_shared<History>();
   CallbackList callbacks;
   callbacks.add(history);
@@ -159,6 +158,15 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
   callbacks.set_model(&model_);
   callbacks.set_params({{"epochs", o.epochs()}, {"steps", steps}, {"verbose", o.verbose()}, {"batch_size", bs},
                         {"samples", n}});
+
+  // Validation runs the on_test_* hooks of the user's callbacks, as Keras' fit does (not the progress bar).
+  CallbackList validation_callbacks(o.callbacks());
+  validation_callbacks.set_model(&model_);
+  if (vx.defined()) {
+    vx = vx.to(dev);
+    vy = vy.to(dev);
+    if (vw.defined()) vw = vw.to(dev, torch::kFloat);
+  }
 
   model_.stop_training = false;
   Logs logs;
@@ -200,8 +208,7 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
     if (!std::isfinite(epoch_logs["loss"]))
       logger()->warn("epoch {}: the loss is {} (try a lower learning rate)", epoch + 1, epoch_logs["loss"]);
     if (vx.defined()) {
-      CallbackList none;
-      Logs val = run_evaluation(vx, vy, {}, bs, none);
+      Logs val = run_evaluation(vx, vy, vw, bs, validation_callbacks);
       for (const auto& kv : val) epoch_logs["val_" + kv.first] = kv.second;
     }
     callbacks.on_epoch_end(epoch, epoch_logs);

@@ -119,7 +119,8 @@ TEST_CASE("validation_split holds out the tail and callbacks can stop training",
   model->compile(L::optimizers::adam(1e-2), "mse", {"mae"});
   auto x = torch::randn({10, 2}), y = torch::randn({10, 1});
   auto stop = std::make_shared<StopAt>(2);
-  auto history = model->fit(x, y, L::FitOptions().epochs(50).validation_split(0.3).callbacks({stop}).verbose(0));
+  // Keras keeps floor(10 * 0.75) = 7 samples for training and validates on the last 3.
+  auto history = model->fit(x, y, L::FitOptions().epochs(50).validation_split(0.25).callbacks({stop}).verbose(0));
   REQUIRE(stop->seen == 3);
   REQUIRE(history.epoch.size() == 3);
   // The validation score is the evaluation of the last 3 samples.
@@ -149,6 +150,13 @@ TEST_CASE("class_weight and sample_weight scale the loss", "[training]") {
                              .sample_weight(torch::tensor({1.0, 1.0, 1.0, 3.0, 3.0, 3.0})).verbose(0));
   REQUIRE(ha.last("loss") == Approx(hb.last("loss")));
   REQUIRE(torch::allclose(a->predict(x), b->predict(x)));
+  // The first (only) batch's loss is Keras' weighted mean: sum(w_i * ce_i) / N, from the starting weights.
+  auto fresh = make();
+  auto p = fresh->predict(x);
+  auto ce = -torch::log(p.gather(1, y.view({-1, 1})).squeeze(1));
+  auto w = torch::tensor({1.0, 1.0, 1.0, 3.0, 3.0, 3.0}, torch::kFloat);
+  REQUIRE(ha.last("loss") == Approx((ce * w).sum().item<double>() / 6).epsilon(1e-5));
+  REQUIRE(std::abs(ha.last("loss") - ce.mean().item<double>()) > 1e-3);
 }
 
 TEST_CASE("regularization penalties are part of the training loss", "[training]") {

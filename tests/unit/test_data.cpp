@@ -186,12 +186,13 @@ TEST_CASE("CSV errors name file, line and column", "[data]") {
 
 TEST_CASE("CSV numbers equal strtod's, fast path or not", "[data]") {
   for (const char* v : {"0.1", "5.1", "-2.25", "+3", "123456789012345", "1234567890123456789", "0.000000000000001",
-                        "4.8598", "93.2", "1e-3", "-1.5E+2", "7.", ".5", "-0", "0x10", "inf", "3.4e39"}) {
+                        "4.8598", "93.2", "1e-3", "-1.5E+2", "7.", ".5", "-0", "3.4e39"}) {
     INFO(v);
     auto t = lighter::data::parse_csv(std::string("a,y\n") + v + ",1\n", "v.csv");
     REQUIRE(t.x.item<float>() == static_cast<float>(std::strtod(v, nullptr)));
   }
-  for (const char* v : {"-", ".", "1.2.3", "--1", "1e", "1,5"}) {
+  // Not finite decimal numbers: strtod would take nan, inf and hex, a data file's feature may not.
+  for (const char* v : {"-", ".", "1.2.3", "--1", "1e", "1,5", "nan", "inf", "-Infinity", "0x10"}) {
     INFO(v);
     REQUIRE_THROWS_AS(lighter::data::parse_csv(std::string("a,y\n\"") + v + "\",1\n", "v.csv"), DataError);
   }

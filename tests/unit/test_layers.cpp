@@ -114,6 +114,14 @@ TEST_CASE("initializers follow Keras' distributions", "[layers]") {
   L::initializers::apply(t, vs, 300, 400);
   REQUIRE(t.abs().max().item<double>() <= std::sqrt(3.0 * 2.0 / 400));
   LIGHTER_REQUIRE_THROWS_WITH(L::initializers::normalize("glorot_uniformm", "k"), "k: unknown initializer");
+  LIGHTER_REQUIRE_THROWS_WITH(
+      L::initializers::normalize(json{{"class_name", "RandomNormal"}, {"config", {{"stddev", -1}}}}, "k"),
+      "k.config.stddev: expected a non-negative number");
+  LIGHTER_REQUIRE_THROWS_WITH(
+      L::initializers::normalize(json{{"class_name", "RandomUniform"}, {"config", {{"minval", 1}, {"maxval", 0}}}}, "k"),
+      "k.config.maxval: maxval must not be below minval");
+  REQUIRE(L::initializers::normalize(json{{"class_name", "OrthogonalInitializer"}, {"config", {{"gain", 1.0}}}})["class_name"] ==
+          "Orthogonal");
   LIGHTER_REQUIRE_THROWS_WITH(L::initializers::normalize(json{{"class_name", "RandomNormal"}, {"config", {{"sd", 1}}}}, "k"),
                               "k.config.sd: unknown key");
 }
@@ -134,8 +142,16 @@ TEST_CASE("regularizers add Keras' penalties to the loss", "[layers]") {
   dense->train();
   auto x = torch::tensor({{1.0, 1.0, 1.0}, {0.0, 0.0, 0.0}});
   auto y = dense->forward(x);  // [[-0.5+1, 0-1], [1, -1]] = [[0.5, -1], [1, -1]]
-  double activity = 0.01 * (0.5 + 1 + 1 + 1) / 2;
+  double activity = 0.01 * (0.5 + 1 + 1 + 1);  // Keras 3: not divided by the batch size
   REQUIRE(dense->regularization_loss().item<double>() == Approx(kernel + bias + activity));
+  // The same penalty when a loss takes the logits (the activation is applied for the penalty only).
+  Dense fused(DenseOptions(2).activation("softmax").activity_regularizer("l1"));
+  fused->build({-1, 3});
+  fused->train();
+  auto probs = fused->forward(x);
+  double expected = 0.01 * probs.abs().sum().item<double>();
+  fused->forward_pre_activation(x);
+  REQUIRE(fused->regularization_loss().item<double>() == Approx(expected));
   LIGHTER_REQUIRE_THROWS_WITH(L::regularizers::normalize("l3", "r"), "r: unknown regularizer 'l3'");
   REQUIRE(L::regularizers::normalize(json{{"class_name", "L2"}, {"config", {{"l2", 0.01}}}, {"module", "keras.regularizers"}, {"registered_name", nullptr}}) ==
           L::regularizers::l2(0.01));
