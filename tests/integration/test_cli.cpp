@@ -145,6 +145,18 @@ TEST_CASE("bad inputs give one clear line, a non-zero exit, and keep the earlier
   REQUIRE(count_lines(out) == 1);
   REQUIRE(out.find("model.safetensors") != std::string::npos);
 
+  // An output folder that holds other files is never replaced.
+  fs::create_directories(dir + "/mine");
+  std::ofstream(dir + "/mine/thesis.tex") << "precious";
+  rc = lighter_test::run_cli("train " + good + " --output-dir " + dir + "/mine/", &out);
+  INFO(out);
+  REQUIRE(rc == 1);
+  REQUIRE(out.find("not a Lighter run") != std::string::npos);
+  REQUIRE(L::read_text_file(dir + "/mine/thesis.tex") == "precious");
+  // A trailing slash names the same folder as without.
+  REQUIRE(lighter_test::run_cli("train " + good + " --output-dir " + dir + "/run/", &out) == 0);
+  REQUIRE(fs::exists(dir + "/run/metrics.json"));
+
   // Usage mistakes exit with 2.
   REQUIRE(lighter_test::run_cli("train", &out) == 2);
   REQUIRE(lighter_test::run_cli("frobnicate x", &out) == 2);
