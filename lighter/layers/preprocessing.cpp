@@ -100,6 +100,8 @@ std::shared_ptr<NormalizationImpl> NormalizationImpl::from_config(ConfigReader& 
   if (axis.is_array()) {
     if (axis.size() != 1) throw ConfigError(r.path_of("axis"), "only a single feature axis is supported");
     o.axis(lighter::detail::convert<int64_t>(axis[0], join_path(r.path_of("axis"), 0)));
+  } else if (axis.is_null() && r.object().contains("axis")) {
+    throw ConfigError(r.path_of("axis"), "axis=None (one mean and variance for all values) is not supported yet");
   } else if (!axis.is_null()) {
     o.axis(r.get<int64_t>("axis"));
   }

@@ -66,7 +66,11 @@ void save_model(const models::ModelImpl& model, const std::string& dir, const nl
   if (ec) throw DataError(dir, "cannot create folder: " + ec.message());
   save_weights(model, dir + "/model.safetensors");
   write_file_atomic(dir + "/model.json", model.to_json().dump(2) + "\n");
-  if (!extra.is_null()) write_file_atomic(dir + "/lighter.json", extra.dump(2) + "\n");
+  if (!extra.is_null()) {
+    write_file_atomic(dir + "/lighter.json", extra.dump(2) + "\n");
+  } else {
+    std::filesystem::remove(dir + "/lighter.json", ec);  // a stale one would describe another model
+  }
 }
 
 models::ModelPtr load_model(const std::string& dir) {

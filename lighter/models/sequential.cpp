@@ -98,6 +98,7 @@ Shape SequentialImpl::output_shape() const {
 }
 
 void SequentialImpl::check_input(const torch::Tensor& x) const {
+  if (!x.defined() || x.dim() == 0) throw ShapeError("model '" + name_ + "' expects a batch of inputs, got a scalar");
   if (input_shape_.empty()) return;
   bool ok = x.dim() == static_cast<int64_t>(input_shape_.size());
   for (size_t i = 1; ok && i < input_shape_.size(); ++i) ok = input_shape_[i] < 0 || input_shape_[i] == x.size(i);
@@ -109,6 +110,7 @@ void SequentialImpl::check_input(const torch::Tensor& x) const {
 }
 
 torch::Tensor SequentialImpl::forward(const torch::Tensor& x) {
+  check_input(x);
   if (!built_) {
     Shape s(x.sizes().begin(), x.sizes().end());
     s[0] = -1;
@@ -122,6 +124,7 @@ torch::Tensor SequentialImpl::forward(const torch::Tensor& x) {
 
 torch::Tensor SequentialImpl::forward_pre_activation(const torch::Tensor& x) {
   if (layers_.empty()) return x;
+  check_input(x);
   if (!built_) {
     Shape s(x.sizes().begin(), x.sizes().end());
     s[0] = -1;
