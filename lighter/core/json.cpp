@@ -179,6 +179,21 @@ ClassSpec read_class_spec(const json& spec, const std::string& path, const std::
   return out;
 }
 
+std::string read_dtype_name(ConfigReader& r, const std::string& key, const std::string& fallback) {
+  const json& dtype = r.raw_or_null(key);
+  if (dtype.is_null()) return fallback;
+  if (dtype.is_string()) return dtype.get<std::string>();
+  if (!dtype.is_object())
+    throw ConfigError(r.path_of(key), "expected a dtype name or a DTypePolicy, got " + describe(dtype));
+  ConfigReader policy(dtype, r.path_of(key));
+  policy.ignore({"module", "class_name", "registered_name"});
+  ConfigReader config = policy.child("config");
+  std::string name = config.get<std::string>("name");
+  config.finish();
+  policy.finish();
+  return name;
+}
+
 namespace detail {
 
 template <>

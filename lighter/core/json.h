@@ -94,6 +94,10 @@ struct ClassSpec {
 ClassSpec read_class_spec(const json& spec, const std::string& path, const std::string& what,
                           std::initializer_list<const char*> tolerated = {});
 
+/// The dtype name at `key`: a string, or Keras 3's DTypePolicy object ({"class_name": "DTypePolicy",
+/// "config": {"name": "float32"}}); `fallback` when absent or null.
+std::string read_dtype_name(ConfigReader& r, const std::string& key = "dtype", const std::string& fallback = "float32");
+
 namespace detail {
 template <class T>
 T convert(const json& value, const std::string& path);

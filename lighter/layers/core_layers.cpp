@@ -44,18 +44,7 @@ json InputLayerImpl::get_config() const {
 
 std::shared_ptr<InputLayerImpl> InputLayerImpl::from_config(ConfigReader& r) {
   std::string name = r.get<std::string>("name", "");
-  std::string dtype = "float32";
-  const json& d = r.raw_or_null("dtype");
-  if (d.is_string()) {
-    dtype = dtype_name_checked(d.get<std::string>(), r.path_of("dtype"));
-  } else if (d.is_object()) {
-    ConfigReader p(d, r.path_of("dtype"));
-    p.ignore({"module", "class_name", "registered_name"});
-    ConfigReader pc = p.child("config");
-    dtype = dtype_name_checked(pc.get<std::string>("name"), pc.path_of("name"));
-    pc.finish();
-    p.finish();
-  }
+  std::string dtype = dtype_name_checked(read_dtype_name(r), r.path_of("dtype"));
   Shape shape;
   if (r.has("batch_shape")) {
     shape = shape_from_json(r.raw("batch_shape"), r.path_of("batch_shape"));

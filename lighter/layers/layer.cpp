@@ -60,21 +60,7 @@ LayerArgs read_layer_args(ConfigReader& r) {
   LayerArgs a;
   a.name = r.get<std::string>("name", "");
   a.trainable = r.get<bool>("trainable", true);
-  const json& dtype = r.raw_or_null("dtype");
-  std::string dtype_name = "float32";
-  if (dtype.is_string()) {
-    dtype_name = dtype.get<std::string>();
-  } else if (dtype.is_object()) {
-    // Keras 3 writes a DTypePolicy object.
-    ConfigReader d(dtype, r.path_of("dtype"));
-    d.ignore({"module", "class_name", "registered_name"});
-    ConfigReader dc = d.child("config");
-    dtype_name = dc.get<std::string>("name");
-    dc.finish();
-    d.finish();
-  } else if (!dtype.is_null()) {
-    throw ConfigError(r.path_of("dtype"), "expected a dtype name or a DTypePolicy, got " + describe(dtype));
-  }
+  std::string dtype_name = read_dtype_name(r);
   if (dtype_name != "float32")
     throw ConfigError(r.path_of("dtype"), "dtype '" + dtype_name + "' is not supported yet (supported: float32)");
   if (r.has("batch_input_shape")) a.batch_input_shape = shape_from_json(r.raw("batch_input_shape"), r.path_of("batch_input_shape"));

@@ -54,13 +54,8 @@ torch::Tensor sparse_labels(const torch::Tensor& y_pred, const torch::Tensor& y_
 }
 
 void read_float32_dtype(ConfigReader& r) {
-  const json& dtype = r.raw_or_null("dtype");
-  bool float32 = dtype.is_null() || dtype == "float32";
-  if (dtype.is_object()) {  // Keras 3 writes a DTypePolicy object
-    auto cfg = dtype.find("config");
-    float32 = cfg != dtype.end() && cfg->is_object() && cfg->value("name", "") == "float32";
-  }
-  if (!float32) throw ConfigError(r.path_of("dtype"), "only float32 is supported, got " + describe(dtype));
+  std::string dtype = read_dtype_name(r);
+  if (dtype != "float32") throw ConfigError(r.path_of("dtype"), "only float32 is supported, got \"" + dtype + "\"");
 }
 
 }  // namespace detail
