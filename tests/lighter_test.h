@@ -30,6 +30,9 @@ inline std::string source_path(const std::string& relative) { return std::string
 inline std::string fixture_path(const std::string& relative) {
   return std::string(LIGHTER_FIXTURES_DIR) + "/" + relative;
 }
+/// Whether ../shared/fixtures is beside the checkout (CI has it; a clone elsewhere may not). Tests that read
+/// fixtures skip with a WARN without it, as CUDA tests do without a GPU.
+bool have_fixtures();
 /// A fresh empty folder for one test.
 std::string temp_dir(const std::string& name);
 /// Largest absolute difference between two tensors.

@@ -21,6 +21,12 @@ std::string temp_dir(const std::string& name) {
   return dir.string();
 }
 
+bool have_fixtures() {
+  bool present = std::filesystem::exists(fixture_path("keras/expected.json"));
+  if (!present) WARN("no Keras fixtures at " << fixture_path("keras") << " (set LIGHTER_SHARED_DIR): skipped");
+  return present;
+}
+
 int run_cli(const std::string& args, std::string* output) {
   std::string command = std::string(LIGHTER_CLI_PATH) + " " + args + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");

@@ -141,6 +141,13 @@ std::string ConfigReader::choice(const std::string& key, const std::string& fall
   return v;
 }
 
+void ConfigReader::require_null(const std::string& key, const std::string& what) {
+  const json& v = raw_or_null(key);
+  if (!v.is_null())
+    throw ConfigError(path_of(key), (what.empty() ? key : what) + " is not supported yet (only null is accepted), got " +
+                                        describe(v));
+}
+
 ConfigReader ConfigReader::child(const std::string& key) { return ConfigReader(raw(key), path_of(key)); }
 
 void ConfigReader::finish() const {

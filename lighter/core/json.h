@@ -67,6 +67,10 @@ class ConfigReader {
   /// One of `choices`.
   std::string choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices);
 
+  /// Keras keys for features Lighter lacks: accepted when absent or null, otherwise a ConfigError
+  /// "<what> is not supported yet (only null is accepted), got ..." (`what` defaults to the key).
+  void require_null(const std::string& key, const std::string& what = "");
+
   /// A nested object reader (missing → error).
   ConfigReader child(const std::string& key);
 

@@ -157,14 +157,6 @@ json DenseImpl::get_config() const {
   return c;
 }
 
-namespace {
-// Keras keys for features Lighter lacks: accepted at their default (null), refused otherwise.
-void refuse_non_null(ConfigReader& r, std::initializer_list<const char*> keys) {
-  for (const char* k : keys)
-    if (r.has(k)) throw ConfigError(r.path_of(k), std::string(k) + " is not supported yet (only null is accepted)");
-}
-}  // namespace
-
 std::shared_ptr<DenseImpl> DenseImpl::from_config(ConfigReader& r) {
   LayerArgs a = detail::read_layer_args(r);
   DenseOptions o(r.positive_int("units"));
@@ -177,7 +169,7 @@ std::shared_ptr<DenseImpl> DenseImpl::from_config(ConfigReader& r) {
   o.bias_regularizer(regularizers::normalize(r.get<json>("bias_regularizer", nullptr), r.path_of("bias_regularizer")));
   o.activity_regularizer(
       regularizers::normalize(r.get<json>("activity_regularizer", nullptr), r.path_of("activity_regularizer")));
-  refuse_non_null(r, {"kernel_constraint", "bias_constraint", "quantization_config", "lora_rank"});
+  for (const char* k : {"kernel_constraint", "bias_constraint", "quantization_config", "lora_rank"}) r.require_null(k);
   r.ignore({"lora_alpha"});
   o.name(a.name).trainable(a.trainable);
   auto layer = std::make_shared<DenseImpl>(o);
@@ -245,7 +237,7 @@ std::shared_ptr<DropoutImpl> DropoutImpl::from_config(ConfigReader& r) {
     if (seed < 0) throw ConfigError(r.path_of("seed"), "expected a non-negative integer or null");
     o.seed(seed);
   }
-  refuse_non_null(r, {"noise_shape"});
+  r.require_null("noise_shape");
   o.name(a.name).trainable(a.trainable);
   auto layer = std::make_shared<DropoutImpl>(o);
   layer->args_.batch_input_shape = a.batch_input_shape;

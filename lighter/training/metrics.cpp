@@ -462,10 +462,6 @@ double read_threshold(ConfigReader& r, const std::string& key) {
   return value.get<double>();
 }
 
-void require_null(ConfigReader& r, const std::string& key, const std::string& why) {
-  if (!r.raw_or_null(key).is_null()) throw ConfigError(r.path_of(key), "only null is supported (" + why + ")");
-}
-
 Registry<MetricPtr, ConfigReader&> make_registry() {
   Registry<MetricPtr, ConfigReader&> reg("metric");
   reg.add("accuracy", [](ConfigReader& r) -> MetricPtr {
@@ -503,8 +499,8 @@ Registry<MetricPtr, ConfigReader&> make_registry() {
     bool from_logits = r.get<bool>("from_logits", false);
     if (r.get<bool>("multi_label", false))
       throw ConfigError(r.path_of("multi_label"), "only false is supported (binary labels)");
-    require_null(r, "num_labels", "multi_label is not supported");
-    require_null(r, "label_weights", "multi_label is not supported");
+    r.require_null("num_labels", "num_labels (multi-label AUC)");
+    r.require_null("label_weights", "label_weights (multi-label AUC)");
     std::vector<double> thresholds = r.get<std::vector<double>>("thresholds", {});
     for (double t : thresholds)
       if (!(t >= 0.0 && t <= 1.0)) throw ConfigError(r.path_of("thresholds"), "expected thresholds in [0, 1]");
@@ -513,15 +509,15 @@ Registry<MetricPtr, ConfigReader&> make_registry() {
   reg.add("Precision", [](ConfigReader& r) -> MetricPtr {
     std::string name = read_name(r, "precision");
     double threshold = read_threshold(r, "thresholds");
-    require_null(r, "top_k", "binary precision only");
-    require_null(r, "class_id", "binary precision only");
+    r.require_null("top_k", "top_k (only binary precision)");
+    r.require_null("class_id", "class_id (only binary precision)");
     return std::make_shared<Precision>(name, threshold);
   });
   reg.add("Recall", [](ConfigReader& r) -> MetricPtr {
     std::string name = read_name(r, "recall");
     double threshold = read_threshold(r, "thresholds");
-    require_null(r, "top_k", "binary recall only");
-    require_null(r, "class_id", "binary recall only");
+    r.require_null("top_k", "top_k (only binary recall)");
+    r.require_null("class_id", "class_id (only binary recall)");
     return std::make_shared<Recall>(name, threshold);
   });
   reg.add("R2Score", [](ConfigReader& r) -> MetricPtr {

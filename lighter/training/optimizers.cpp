@@ -88,11 +88,6 @@ json nullable_non_negative(ConfigReader& r, const std::string& key) {
 }
 
 // Keys Keras accepts but Lighter only supports at their neutral value.
-void require_null(ConfigReader& r, const std::string& key, const std::string& what) {
-  const json& v = r.raw_or_null(key);
-  if (!v.is_null()) throw ConfigError(r.path_of(key), what + " is not supported yet (use null), got " + describe(v));
-}
-
 OptimizerSpec parse_config(const ClassInfo& info, const json& config, const std::string& path) {
   ConfigReader r(config, path);
   json out = json::object();
@@ -133,9 +128,9 @@ OptimizerSpec parse_config(const ClassInfo& info, const json& config, const std:
   out["ema_overwrite_frequency"] =
       r.has("ema_overwrite_frequency") ? json(r.positive_int("ema_overwrite_frequency")) : json(nullptr);
   r.raw_or_null("ema_overwrite_frequency");  // mark it seen when null
-  require_null(r, "loss_scale_factor", "loss_scale_factor");
+  r.require_null("loss_scale_factor");
   out["loss_scale_factor"] = nullptr;
-  require_null(r, "gradient_accumulation_steps", "gradient_accumulation_steps");
+  r.require_null("gradient_accumulation_steps");
   out["gradient_accumulation_steps"] = nullptr;
 
   // Keras 2 keys: accepted, checked, dropped.

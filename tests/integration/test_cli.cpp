@@ -71,6 +71,7 @@ TEST_CASE("lighter train writes a complete run and lighter evaluate/predict/summ
 }
 
 TEST_CASE("lighter summary reads a bare Keras model file", "[cli]") {
+  if (!lighter_test::have_fixtures()) return;
   std::string out;
   int rc = lighter_test::run_cli("summary " + lighter_test::fixture_path("keras/keras2_sequential_mlp_tfjs_tf215.json"), &out);
   INFO(out);
