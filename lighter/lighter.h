@@ -28,6 +28,7 @@
 #include "lighter/data/idx.h"
 #include "lighter/data/npy.h"
 #include "lighter/models/sequential.h"
+#include "lighter/callbacks/backup_and_restore.h"
 #include "lighter/callbacks/csv_logger.h"
 #include "lighter/callbacks/early_stopping.h"
 #include "lighter/callbacks/lambda_callback.h"

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "lighter/core/error.h"
+#include "lighter/core/json.h"
 
 namespace lighter::callbacks {
 
@@ -40,6 +41,7 @@ void CSVLogger::on_train_begin(training::Logs&) {
   namespace fs = std::filesystem;
   // As Keras: when appending to a file that already has content, no new header.
   write_header_ = !(append_ && fs::exists(filename_) && fs::file_size(filename_) > 0);
+  written_ = write_header_ ? std::string() : read_text_file(filename_);
   fs::path parent = fs::path(filename_).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
   fd_ = ::open(filename_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append_ ? O_APPEND : O_TRUNC), 0644);
@@ -56,6 +58,29 @@ void CSVLogger::write_line(const std::string& line) {
     if (n < 0) throw DataError(filename_, std::string("cannot write: ") + std::strerror(errno));
     done += static_cast<size_t>(n);
   }
+  written_ += line;
+}
+
+training::CallbackState CSVLogger::get_state() const {
+  training::CallbackState s;
+  s.values = {{"content", written_}};
+  s.values["keys"] = keys_ ? nlohmann::json(*keys_) : nlohmann::json(nullptr);
+  return s;
+}
+
+void CSVLogger::set_state(const training::CallbackState& s) {
+  if (!s.values.is_object() || !s.values.contains("content") || !s.values["content"].is_string())
+    throw Error("CSVLogger: saved state has no file content");
+  if (fd_ < 0) throw Error("CSVLogger: set_state before on_train_begin");
+  std::string content = s.values["content"];
+  keys_.reset();
+  if (s.values.contains("keys") && s.values["keys"].is_array()) keys_ = s.values["keys"].get<std::vector<std::string>>();
+  write_header_ = !keys_;
+  close();
+  write_file_atomic(filename_, content);
+  fd_ = ::open(filename_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd_ < 0) throw DataError(filename_, std::string("cannot open for writing: ") + std::strerror(errno));
+  written_ = content;
 }
 
 void CSVLogger::on_epoch_end(int64_t epoch, training::Logs& logs) {

@@ -19,6 +19,10 @@ class CSVLogger : public training::Callback {
   void on_train_begin(training::Logs& logs) override;
   void on_epoch_end(int64_t epoch, training::Logs& logs) override;
   void on_train_end(training::Logs& logs) override;
+  /// The columns and every line written so far: a resumed fit rewrites the file with them (dropping a row a crash
+  /// may have left after the checkpoint) and goes on appending.
+  training::CallbackState get_state() const override;
+  void set_state(const training::CallbackState& state) override;
   ~CSVLogger() override;
 
   const std::string& filename() const { return filename_; }
@@ -33,6 +37,7 @@ class CSVLogger : public training::Callback {
   bool write_header_ = true;
   int fd_ = -1;
   std::optional<std::vector<std::string>> keys_;
+  std::string written_;  // the file's content as this logger knows it
 };
 
 }  // namespace lighter::callbacks

@@ -77,6 +77,40 @@ void EarlyStopping::on_epoch_end(int64_t epoch, training::Logs& logs) {
   }
 }
 
+training::CallbackState EarlyStopping::get_state() const {
+  training::CallbackState s;
+  s.values = {{"wait", wait_}, {"stopped_epoch", stopped_epoch_}, {"best_epoch", best_epoch_}};
+  if (best_) s.tensors["best"] = double_state(*best_);
+  for (size_t i = 0; i < best_weights_.size(); ++i) s.tensors["best_weights." + std::to_string(i)] = best_weights_[i];
+  return s;
+}
+
+void EarlyStopping::set_state(const training::CallbackState& s) {
+  const char* who = "EarlyStopping";
+  wait_ = read_int_state(s, "wait", who);
+  stopped_epoch_ = read_int_state(s, "stopped_epoch", who);
+  best_epoch_ = read_int_state(s, "best_epoch", who);
+  best_.reset();
+  if (s.tensors.count("best")) best_ = read_double_state(s, "best", who);
+  best_weights_.clear();
+  for (size_t i = 0;; ++i) {
+    auto it = s.tensors.find("best_weights." + std::to_string(i));
+    if (it == s.tensors.end()) break;
+    best_weights_.push_back(it->second.clone());
+  }
+  if (!best_weights_.empty()) {
+    // The copies must fit this model (restore_state checks the count; the shapes are checked here).
+    auto current = detail::copy_state(model());
+    if (current.size() != best_weights_.size())
+      throw Error("EarlyStopping: saved best weights hold " + std::to_string(best_weights_.size()) +
+                  " tensors, the model has " + std::to_string(current.size()));
+    for (size_t i = 0; i < current.size(); ++i)
+      if (current[i].sizes() != best_weights_[i].sizes() || current[i].scalar_type() != best_weights_[i].scalar_type())
+        throw Error("EarlyStopping: saved best weight " + std::to_string(i) + " does not match the model");
+    for (size_t i = 0; i < current.size(); ++i) best_weights_[i] = best_weights_[i].to(current[i].device());
+  }
+}
+
 void EarlyStopping::on_train_end(training::Logs&) {
   if (stopped_epoch_ > 0 && options_.verbose() > 0) logger()->info("Epoch {}: early stopping", stopped_epoch_ + 1);
   if (options_.restore_best_weights() && !best_weights_.empty()) {

@@ -40,6 +40,8 @@ class EarlyStopping : public training::Callback {
   void on_train_begin(training::Logs& logs) override;
   void on_epoch_end(int64_t epoch, training::Logs& logs) override;
   void on_train_end(training::Logs& logs) override;
+  training::CallbackState get_state() const override;
+  void set_state(const training::CallbackState& state) override;
 
   const EarlyStoppingOptions& options() const { return options_; }
   /// The resolved mode, "min" or "max".

@@ -150,6 +150,22 @@ void ModelCheckpoint::on_train_begin(training::Logs&) {
   batches_since_save_ = 0;
 }
 
+training::CallbackState ModelCheckpoint::get_state() const {
+  training::CallbackState s;
+  s.values = {{"last_batch_seen", last_batch_seen_}, {"batches_since_save", batches_since_save_},
+              {"last_saved", last_saved_}};
+  s.tensors["best"] = double_state(best_);
+  return s;
+}
+
+void ModelCheckpoint::set_state(const training::CallbackState& s) {
+  const char* who = "ModelCheckpoint";
+  last_batch_seen_ = read_int_state(s, "last_batch_seen", who);
+  batches_since_save_ = read_int_state(s, "batches_since_save", who);
+  best_ = read_double_state(s, "best", who);
+  if (s.values.contains("last_saved") && s.values["last_saved"].is_string()) last_saved_ = s.values["last_saved"];
+}
+
 void ModelCheckpoint::on_epoch_begin(int64_t epoch, training::Logs&) { current_epoch_ = epoch; }
 
 void ModelCheckpoint::on_epoch_end(int64_t epoch, training::Logs& logs) {

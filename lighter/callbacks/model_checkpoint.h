@@ -43,6 +43,8 @@ class ModelCheckpoint : public training::Callback {
   void on_epoch_end(int64_t epoch, training::Logs& logs) override;
   void on_train_batch_end(int64_t batch, training::Logs& logs) override;
   bool wants_batch_logs() override;
+  training::CallbackState get_state() const override;
+  void set_state(const training::CallbackState& state) override;
 
   const ModelCheckpointOptions& options() const { return options_; }
   /// The resolved mode, "min" or "max".

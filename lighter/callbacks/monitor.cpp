@@ -1,11 +1,27 @@
 #include "lighter/callbacks/monitor.h"
 
 #include <spdlog/spdlog.h>
+#include <torch/torch.h>
 
 #include "lighter/core/error.h"
 #include "lighter/core/logging.h"
 
 namespace lighter::callbacks {
+
+torch::Tensor double_state(double value) { return torch::tensor(value, torch::kFloat64); }
+
+double read_double_state(const training::CallbackState& state, const std::string& key, const std::string& who) {
+  auto it = state.tensors.find(key);
+  if (it == state.tensors.end() || it->second.numel() != 1 || it->second.scalar_type() != torch::kFloat64)
+    throw Error(who + ": saved state has no float64 value '" + key + "'");
+  return it->second.item<double>();
+}
+
+int64_t read_int_state(const training::CallbackState& state, const std::string& key, const std::string& who) {
+  if (!state.values.is_object() || !state.values.contains(key) || !state.values[key].is_number_integer())
+    throw Error(who + ": saved state has no integer '" + key + "'");
+  return state.values[key].get<int64_t>();
+}
 
 std::string resolve_mode(const std::string& mode, const std::string& monitor) {
   if (mode == "min" || mode == "max") return mode;

@@ -16,6 +16,13 @@ std::string resolve_mode(const std::string& mode, const std::string& monitor);
 bool improves(const std::string& mode, double current, double reference, double min_delta = 0.0);
 
 /// `logs[monitor]`, or nullopt after a warning on the `lighter` logger listing the available keys (as Keras).
+/// Saved callback state helpers: a double kept as a float64 scalar tensor (exact, and NaN/infinity survive),
+/// and its reader, which throws Error naming `who` and `key` when it is missing or not a scalar.
+torch::Tensor double_state(double value);
+double read_double_state(const training::CallbackState& state, const std::string& key, const std::string& who);
+/// An integer from state.values; Error naming `who` and `key` when it is missing or not an integer.
+int64_t read_int_state(const training::CallbackState& state, const std::string& key, const std::string& who);
+
 std::optional<double> monitor_value(const training::Logs& logs, const std::string& monitor, const std::string& who);
 
 }  // namespace lighter::callbacks

@@ -28,7 +28,27 @@ void ReduceLROnPlateau::reset() {
   cooldown_counter_ = 0;
 }
 
-void ReduceLROnPlateau::on_train_begin(training::Logs&) { reset(); }
+void ReduceLROnPlateau::on_train_begin(training::Logs&) {
+  reset();
+  // Keras refuses to set a learning rate that follows a schedule when it first reduces it; say so before training.
+  if (model().trainer().optimizer().schedule())
+    throw ConfigError("ReduceLROnPlateau", "the optimizer's learning rate follows a schedule (" +
+                                               model().trainer().optimizer().schedule()->class_name() +
+                                               "), which a callback cannot change; use a constant learning rate");
+}
+
+training::CallbackState ReduceLROnPlateau::get_state() const {
+  training::CallbackState s;
+  s.values = {{"wait", wait_}, {"cooldown_counter", cooldown_counter_}};
+  s.tensors["best"] = double_state(best_);
+  return s;
+}
+
+void ReduceLROnPlateau::set_state(const training::CallbackState& s) {
+  wait_ = read_int_state(s, "wait", "ReduceLROnPlateau");
+  cooldown_counter_ = read_int_state(s, "cooldown_counter", "ReduceLROnPlateau");
+  best_ = read_double_state(s, "best", "ReduceLROnPlateau");
+}
 
 void ReduceLROnPlateau::on_epoch_end(int64_t epoch, training::Logs& logs) {
   auto& optimizer = model().trainer().optimizer();

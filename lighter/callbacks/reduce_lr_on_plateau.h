@@ -34,6 +34,8 @@ class ReduceLROnPlateau : public training::Callback {
   explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
   void on_train_begin(training::Logs& logs) override;
   void on_epoch_end(int64_t epoch, training::Logs& logs) override;
+  training::CallbackState get_state() const override;
+  void set_state(const training::CallbackState& state) override;
 
   const ReduceLROnPlateauOptions& options() const { return options_; }
   /// The resolved mode, "min" or "max".

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <typeinfo>
 
+#include "lighter/callbacks/backup_and_restore.h"
 #include "lighter/callbacks/csv_logger.h"
 #include "lighter/callbacks/early_stopping.h"
 #include "lighter/callbacks/lambda_callback.h"
@@ -95,6 +96,17 @@ training::CallbackPtr model_checkpoint(ConfigReader& r, const std::string& base_
   return std::make_shared<ModelCheckpoint>(o);
 }
 
+training::CallbackPtr backup_and_restore(ConfigReader& r, const std::string& base_dir) {
+  BackupAndRestoreOptions o(resolve_path(r.get<std::string>("backup_dir"), base_dir));
+  const json& freq = r.raw_or_null("save_freq");
+  if (!freq.is_null() && !(freq.is_string() && freq.get<std::string>() == "epoch"))
+    throw ConfigError(r.path_of("save_freq"), "only \"epoch\" is supported (a checkpoint at the end of every epoch), got " +
+                                                  describe(freq));
+  o.delete_checkpoint(r.get<bool>("delete_checkpoint", true));
+  o.double_checkpoint(r.get<bool>("double_checkpoint", false));
+  return std::make_shared<BackupAndRestore>(o);
+}
+
 CallbackRegistry make_registry() {
   CallbackRegistry reg("callback");
   reg.add("EarlyStopping", early_stopping);
@@ -102,6 +114,7 @@ CallbackRegistry make_registry() {
   reg.add("CSVLogger", csv_logger);
   reg.add("TerminateOnNaN", terminate_on_nan);
   reg.add("ModelCheckpoint", model_checkpoint);
+  reg.add("BackupAndRestore", backup_and_restore);
   reg.add("LearningRateScheduler", [](ConfigReader& r, const std::string&) -> training::CallbackPtr {
     throw ConfigError(r.path(), "LearningRateScheduler takes a C++ function (schedule) and cannot be built from "
                                 "JSON; use a learning-rate schedule in the optimizer, or ReduceLROnPlateau");
@@ -181,6 +194,15 @@ nlohmann::json to_json(const training::Callback& callback) {
               {"mode", o.mode()},
               {"save_freq", o.save_freq() == 0 ? json("epoch") : json(o.save_freq())},
               {"initial_value_threshold", opt(o.initial_value_threshold())}}}};
+  }
+  if (auto* c = dynamic_cast<const BackupAndRestore*>(&callback)) {
+    const auto& o = c->options();
+    return {{"class_name", "BackupAndRestore"},
+            {"config",
+             {{"backup_dir", o.backup_dir()},
+              {"save_freq", "epoch"},
+              {"delete_checkpoint", o.delete_checkpoint()},
+              {"double_checkpoint", o.double_checkpoint()}}}};
   }
   throw ConfigError("", std::string("callback ") + typeid(callback).name() +
                             " has no JSON form (only the built-in callbacks built from arguments have one)");

@@ -9,8 +9,14 @@
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
+#include "lighter/callbacks/backup_and_restore.h"
 #include "lighter/callbacks/registry.h"
 #include "lighter/cli/run_config.h"
 #include "lighter/core/device.h"
@@ -35,7 +41,7 @@ const char* kUsage =
     "usage: lighter <command> [options]\n"
     "\n"
     "commands:\n"
-    "  train CONFIG [--set KEY=VALUE ...] [--output-dir DIR] [--device cpu|cuda|auto]\n"
+    "  train CONFIG [--set KEY=VALUE ...] [--output-dir DIR] [--device cpu|cuda|auto] [--resume]\n"
     "  evaluate CONFIG --weights DIR [--data CSV] [--set KEY=VALUE ...]\n"
     "  predict CONFIG --weights DIR --input FILE (.csv, .npy, IDX) [--output CSV]\n"
     "  summary CONFIG|MODEL_JSON\n"
@@ -52,6 +58,7 @@ struct Args {
   std::vector<std::string> sets;
   std::string output_dir, device, weights, data, input, output, log_level;
   int threads = 0;
+  bool resume = false;
 };
 
 Args parse_args(const std::vector<std::string>& argv) {
@@ -80,6 +87,8 @@ Args parse_args(const std::vector<std::string>& argv) {
       a.input = value(s);
     } else if (s == "--output") {
       a.output = value(s);
+    } else if (s == "--resume") {
+      a.resume = true;
     } else if (s == "--log-level") {
       a.log_level = value(s);
     } else if (s == "--threads") {
@@ -205,10 +214,27 @@ void print_scores(const std::string& split, const std::map<std::string, double>&
   std::printf("%-10s %s\n", (split + ":").c_str(), line.c_str());
 }
 
+// The resumable checkpoint `lighter train` keeps in the run's folder (BackupAndRestore's file names).
+const char* const kCheckpoint = "checkpoint.safetensors";
+const char* const kPreviousCheckpoint = "checkpoint.prev.safetensors";
+
+bool has_checkpoint(const fs::path& dir) {
+  return fs::exists(dir / kCheckpoint) || fs::exists(dir / kPreviousCheckpoint);
+}
+
 // Files a Lighter run writes; a folder holding anything else is not replaced.
+const std::vector<std::string>& run_files() {
+  static const std::vector<std::string> ours = {"model.json",   "model.safetensors",      "lighter.json",
+                                                "metrics.json", "history.csv",            "training_curves.svg",
+                                                kCheckpoint,    kPreviousCheckpoint};
+  return ours;
+}
+
+bool is_run_file(const std::string& name) {
+  return std::find(run_files().begin(), run_files().end(), name) != run_files().end();
+}
+
 bool looks_like_run(const fs::path& dir) {
-  static const std::vector<std::string> ours = {"model.json", "model.safetensors", "lighter.json", "metrics.json",
-                                                "history.csv", "training_curves.svg"};
   // Plus what the run's callbacks wrote there (CSVLogger, ModelCheckpoint), as train records in lighter.json.
   std::vector<std::string> theirs;
   try {
@@ -220,8 +246,7 @@ bool looks_like_run(const fs::path& dir) {
   }
   for (const auto& entry : fs::directory_iterator(dir)) {
     std::string name = entry.path().filename().string();
-    if (std::find(ours.begin(), ours.end(), name) == ours.end() &&
-        std::find(theirs.begin(), theirs.end(), name) == theirs.end())
+    if (!is_run_file(name) && std::find(theirs.begin(), theirs.end(), name) == theirs.end())
       return false;
   }
   return true;
@@ -243,10 +268,37 @@ fs::path checked_output_dir(const std::string& output_dir) {
   return target;
 }
 
-// Writes the run's files into a fresh staging folder beside the target, then swaps it into place, so an earlier
+// Writes the run's files into a staging folder beside the target, then swaps it into place, so an earlier
 // run's outputs are replaced only by a complete new set (and put back if the swap fails).
-// The staging folder of `target`: `<target>.partial-<pid>`.
-fs::path staging_dir(const fs::path& target) { return target.string() + ".partial-" + std::to_string(::getpid()); }
+// The staging folder of `target`: `<target>.partial`. A run killed midway leaves it with its checkpoint, which
+// `--resume` continues from.
+fs::path staging_dir(const fs::path& target) { return target.string() + ".partial"; }
+
+// An exclusive lock on a folder for the lifetime of the object: two runs never write one output folder. The lock
+// goes with the process, so a killed run leaves none behind.
+class FolderLock {
+ public:
+  explicit FolderLock(const fs::path& dir) : dir_(dir) {
+    fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0) throw DataError(dir.string(), std::string("cannot open folder: ") + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd_);
+      throw DataError(dir.string(), "another `lighter train` is writing this run (the folder is locked)");
+    }
+  }
+  ~FolderLock() { ::close(fd_); }
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  fs::path dir_;
+  int fd_ = -1;
+};
+
+// Removes everything inside `dir`, keeping the folder (and the lock held on it).
+void clear_folder(const fs::path& dir) {
+  for (const auto& entry : fs::directory_iterator(dir)) fs::remove_all(entry.path());
+}
 
 // Creates an empty staging folder (removing a leftover of the same name).
 void make_staging(const fs::path& staging) {
@@ -321,18 +373,50 @@ int cmd_train(const Args& a) {
   }
 
   // Callbacks' relative files go into the run's output folder. The run is written into a staging folder that
-  // replaces the output folder at the end (see publish), so they are written there during training.
+  // replaces the output folder at the end (see publish), so they are written there during training; so is the
+  // resumable checkpoint.
   fs::path staging = staging_dir(output);
+  std::error_code ec;
+  fs::create_directories(staging, ec);
+  if (ec) throw DataError(staging.string(), "cannot create folder: " + ec.message());
+  FolderLock lock(staging);
+  if (a.resume) {
+    if (has_checkpoint(staging)) {
+      logger()->info("resuming the interrupted run in {}", staging.string());
+    } else if (has_checkpoint(output)) {
+      // A finished run goes on (e.g. with more epochs): its files are the starting point.
+      clear_folder(staging);
+      for (const auto& entry : fs::directory_iterator(output))
+        fs::copy(entry.path(), staging / entry.path().filename(), fs::copy_options::recursive);
+      logger()->info("continuing the finished run in {}", output.string());
+    } else {
+      clear_folder(staging);
+      logger()->info("no checkpoint in {} or {}: training from the start", staging.string(), output.string());
+    }
+  } else {
+    if (has_checkpoint(staging))
+      throw DataError(staging.string(), "holds an interrupted run with its checkpoint; continue it with --resume, or "
+                                        "remove the folder to start again");
+    clear_folder(staging);
+  }
   std::vector<training::CallbackPtr> callbacks;
   for (size_t i = 0; i < cfg.callbacks.size(); ++i)
     callbacks.push_back(in_file(a.config, [&] {
       return lighter::callbacks::from_json(cfg.callbacks[i], join_path("fit.callbacks", i), staging.string());
     }));
+  if (cfg.checkpoint) {
+    lighter::callbacks::BackupAndRestoreOptions backup(staging.string());
+    backup.delete_checkpoint(false).double_checkpoint(true);
+    callbacks.push_back(std::make_shared<lighter::callbacks::BackupAndRestore>(backup));
+  } else if (a.resume) {
+    throw UsageError("--resume needs fit.checkpoint (this config sets it to false)");
+  }
 
   training::FitOptions fit;
   fit.callbacks(callbacks);
   fit.epochs(cfg.epochs).batch_size(cfg.batch_size).shuffle(cfg.shuffle).verbose(static_cast<int>(cfg.verbose));
   fit.class_weight(cfg.class_weight);
+  fit.steps_per_epoch(cfg.steps_per_epoch).validation_steps(cfg.validation_steps).validation_freq(cfg.validation_freq);
   // The held-out part: a validation file, or Keras' validation_split (the last rows) of the training file.
   torch::Tensor y = train.y, vx, vy;
   if (validation) {
@@ -349,14 +433,14 @@ int cmd_train(const Args& a) {
   }
   if (vx.defined()) fit.validation_data(std::make_pair(vx, vy));
   auto start = std::chrono::steady_clock::now();
-  make_staging(staging);
   training::History history;
   try {
     history = model->fit(x, y, fit);
   } catch (...) {
-    std::error_code ec;
     if (fs::is_empty(staging, ec)) {
       fs::remove_all(staging, ec);
+    } else if (has_checkpoint(staging)) {
+      logger()->error("training failed; continue from the last checkpoint with --resume (it is in {})", staging.string());
     } else {
       logger()->error("training failed; what the callbacks wrote is kept in {}", staging.string());
     }
@@ -365,7 +449,8 @@ int cmd_train(const Args& a) {
   callbacks.clear();
   fit.callbacks({});  // closes the callbacks' files (CSVLogger) before the folder moves
   std::vector<std::string> callback_outputs;
-  for (const auto& entry : fs::directory_iterator(staging)) callback_outputs.push_back(entry.path().filename().string());
+  for (const auto& entry : fs::directory_iterator(staging))
+    if (!is_run_file(entry.path().filename().string())) callback_outputs.push_back(entry.path().filename().string());
   std::sort(callback_outputs.begin(), callback_outputs.end());
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 

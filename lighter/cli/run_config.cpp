@@ -132,6 +132,12 @@ RunConfig parse_run_config(const json& config, const std::string& base_dir, cons
     c.shuffle = f.get<bool>("shuffle", true);
     c.verbose = f.get<int64_t>("verbose", 1);
     if (c.verbose < 0 || c.verbose > 2) throw ConfigError(f.path_of("verbose"), "expected 0, 1 or 2");
+    c.steps_per_epoch = f.has("steps_per_epoch") ? f.positive_int("steps_per_epoch") : 0;
+    f.raw_or_null("steps_per_epoch");
+    c.validation_steps = f.has("validation_steps") ? f.positive_int("validation_steps") : 0;
+    f.raw_or_null("validation_steps");
+    c.validation_freq = f.positive_int("validation_freq", 1);
+    c.checkpoint = f.get<bool>("checkpoint", true);
     if (f.has("validation_split")) {
       if (c.validation_split > 0) throw ConfigError(f.path_of("validation_split"), "already given in data.validation_split");
       c.validation_split = f.fraction("validation_split", 0.0);

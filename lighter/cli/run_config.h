@@ -46,6 +46,11 @@ struct RunConfig {
   int64_t epochs = 1, batch_size = 32, verbose = 1;
   bool shuffle = true;
   std::map<int64_t, double> class_weight;
+  /// Keras' fit arguments of the same names (0: the whole data).
+  int64_t steps_per_epoch = 0, validation_steps = 0, validation_freq = 1;
+  /// fit.checkpoint: keep a resumable checkpoint in the output folder at the end of every epoch (default true),
+  /// from which `lighter train --resume` continues an interrupted run.
+  bool checkpoint = true;
   /// fit.callbacks as given (Keras specs, checked by parse_run_config). `lighter train` builds them with relative
   /// file paths (CSVLogger's filename, ModelCheckpoint's filepath) resolved against the run's output folder.
   std::vector<nlohmann::json> callbacks;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include "lighter/core/error.h"
 #include "lighter/core/json.h"
@@ -22,6 +23,26 @@ namespace lighter {
 namespace {
 
 constexpr const char* kMetadataKey = "__metadata__";
+// CRC-32 of the data section, written by Lighter and checked when present: safetensors has no checksum of its own,
+// so without it a flipped bit in the data would load silently.
+constexpr const char* kChecksumKey = "lighter.crc32";
+
+uint32_t crc_update(uint32_t crc, const void* data, uint64_t size) {
+  const auto* p = static_cast<const Bytef*>(data);
+  while (size > 0) {
+    uInt chunk = static_cast<uInt>(std::min<uint64_t>(size, 1u << 30));
+    crc = static_cast<uint32_t>(::crc32(crc, p, chunk));
+    p += chunk;
+    size -= chunk;
+  }
+  return crc;
+}
+
+std::string hex32(uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
 // The reference implementation refuses larger headers too; it also bounds what a corrupt length can make us allocate.
 constexpr uint64_t kMaxHeaderSize = 100'000'000;
 
@@ -155,7 +176,6 @@ std::string safetensors_dtype(torch::ScalarType dtype, const std::string& path) 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata) {
   json header = json::object();
-  if (!metadata.empty()) header[kMetadataKey] = metadata;
   std::vector<torch::Tensor> cpu;
   cpu.reserve(tensors.size());
   std::set<std::string> names;
@@ -171,6 +191,11 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     offset += bytes;
     cpu.push_back(std::move(t));
   }
+  uint32_t crc = static_cast<uint32_t>(::crc32(0L, Z_NULL, 0));
+  for (const torch::Tensor& t : cpu) crc = crc_update(crc, t.data_ptr(), static_cast<uint64_t>(t.numel()) * t.element_size());
+  std::map<std::string, std::string> meta = metadata;
+  meta[kChecksumKey] = hex32(crc);
+  header[kMetadataKey] = meta;
   std::string text;
   try {
     text = header.dump();
@@ -280,13 +305,23 @@ std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
 
   std::map<std::string, torch::Tensor> out;
   const uint64_t data_start = 8 + header_size;
+  uint32_t crc = static_cast<uint32_t>(::crc32(0L, Z_NULL, 0));
   for (const Entry& e : entries) {
     torch::Tensor t = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype));
     if (!read_at(file.get(), data_start + e.begin, t.data_ptr(), e.end - e.begin)) {
       throw DataError(path, "read error in the data of tensor '" + e.name + "'");
     }
+    crc = crc_update(crc, t.data_ptr(), e.end - e.begin);
     out.emplace(e.name, std::move(t));
   }
+  auto stored = header.find(kMetadataKey);
+  if (packed && stored != header.end() && stored->contains(kChecksumKey)) {
+    std::string expected = (*stored)[kChecksumKey].get<std::string>();
+    if (expected != hex32(crc))
+      throw DataError(path, std::string("the data does not match its checksum (") + kChecksumKey + " " + expected + ", computed " +
+                                hex32(crc) + "): the file is corrupt");
+  }
+  if (metadata) metadata->erase(kChecksumKey);
   return out;
 }
 

@@ -207,7 +207,7 @@ std::shared_ptr<ActivationImpl> ActivationImpl::from_config(ConfigReader& r) {
 DropoutImpl::DropoutImpl(const DropoutOptions& o) : LayerImpl("Dropout", o.layer_args()), options_(o) {
   if (!(o.rate() >= 0 && o.rate() < 1))
     throw ConfigError("rate", "expected a number in [0, 1), got " + std::to_string(o.rate()));
-  if (o.seed() >= 0) generator_ = at::detail::createCPUGenerator(static_cast<uint64_t>(o.seed()));
+  if (o.seed() >= 0) generator_ = track_generator(at::detail::createCPUGenerator(static_cast<uint64_t>(o.seed())));
 }
 
 torch::Tensor DropoutImpl::forward(const torch::Tensor& x) {

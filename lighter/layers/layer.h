@@ -5,8 +5,10 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+#include <ATen/core/Generator.h>
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
@@ -92,6 +94,9 @@ class LayerImpl : public torch::nn::Module {
   /// Called after weights were loaded into the layer (adapted statistics count as adapted).
   virtual void on_weights_loaded() {}
 
+  /// The random generators the layer owns (a seeded Dropout's), whose states resumable checkpoints save.
+  const std::vector<at::Generator>& generators() const { return generators_; }
+
  protected:
   /// Creates weights; `input_shape` has the batch axis.
   virtual void build_impl(const Shape& input_shape) {}
@@ -99,12 +104,18 @@ class LayerImpl : public torch::nn::Module {
   torch::Tensor register_weight_buffer(const std::string& name, torch::Tensor tensor);
   /// Elements of the weights held as buffers, here and in sub-layers.
   int64_t weight_buffer_count() const;
+  /// Records a generator the layer draws from (shared handle), for generators(); returns it.
+  const c10::optional<at::Generator>& track_generator(const c10::optional<at::Generator>& generator) {
+    if (generator) generators_.push_back(*generator);
+    return generator;
+  }
 
   std::string class_name_;
   LayerArgs args_;
   bool built_ = false;
   Shape input_shape_, output_shape_;
   std::vector<std::string> weight_buffers_;
+  std::vector<at::Generator> generators_;
 };
 
 using LayerPtr = std::shared_ptr<LayerImpl>;

@@ -51,7 +51,7 @@ void check_rank(const LayerImpl& layer, const Shape& s, size_t rank, const std::
 SpatialDropout1DImpl::SpatialDropout1DImpl(const SpatialDropout1DOptions& o)
     : LayerImpl("SpatialDropout1D", o.layer_args()), options_(o) {
   check_rate(o.rate());
-  generator_ = make_generator(o.seed());
+  generator_ = track_generator(make_generator(o.seed()));
 }
 
 Shape SpatialDropout1DImpl::compute_output_shape(const Shape& s) const {
@@ -90,7 +90,7 @@ SpatialDropout2DImpl::SpatialDropout2DImpl(const SpatialDropout2DOptions& o)
     : LayerImpl("SpatialDropout2D", o.layer_args()), options_(o) {
   check_rate(o.rate());
   detail::check_data_format(o.data_format(), "data_format");
-  generator_ = make_generator(o.seed());
+  generator_ = track_generator(make_generator(o.seed()));
 }
 
 Shape SpatialDropout2DImpl::compute_output_shape(const Shape& s) const {
@@ -132,7 +132,7 @@ std::shared_ptr<SpatialDropout2DImpl> SpatialDropout2DImpl::from_config(ConfigRe
 GaussianNoiseImpl::GaussianNoiseImpl(const GaussianNoiseOptions& o)
     : LayerImpl("GaussianNoise", o.layer_args()), options_(o) {
   if (!(o.stddev() >= 0)) throw ConfigError("stddev", "expected a non-negative number, got " + number(o.stddev()));
-  generator_ = make_generator(o.seed());
+  generator_ = track_generator(make_generator(o.seed()));
 }
 
 torch::Tensor GaussianNoiseImpl::forward(const torch::Tensor& x) {
@@ -162,7 +162,7 @@ std::shared_ptr<GaussianNoiseImpl> GaussianNoiseImpl::from_config(ConfigReader& 
 GaussianDropoutImpl::GaussianDropoutImpl(const GaussianDropoutOptions& o)
     : LayerImpl("GaussianDropout", o.layer_args()), options_(o) {
   check_rate(o.rate());
-  generator_ = make_generator(o.seed());
+  generator_ = track_generator(make_generator(o.seed()));
 }
 
 torch::Tensor GaussianDropoutImpl::forward(const torch::Tensor& x) {
@@ -192,7 +192,7 @@ std::shared_ptr<GaussianDropoutImpl> GaussianDropoutImpl::from_config(ConfigRead
 
 AlphaDropoutImpl::AlphaDropoutImpl(const AlphaDropoutOptions& o) : LayerImpl("AlphaDropout", o.layer_args()), options_(o) {
   check_rate(o.rate());
-  generator_ = make_generator(o.seed());
+  generator_ = track_generator(make_generator(o.seed()));
 }
 
 torch::Tensor AlphaDropoutImpl::forward(const torch::Tensor& x) {

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <set>
 
+#include <torch/torch.h>
+
 #include "lighter/core/error.h"
 
 namespace lighter::training {
@@ -25,6 +27,30 @@ double History::last(const std::string& name) const {
   auto it = history.find(name);
   if (it == history.end() || it->second.empty()) throw Error("history has no values for '" + name + "'");
   return it->second.back();
+}
+
+// Values go as float64 tensors, which keep NaN and infinity (JSON cannot) and every bit of a double.
+CallbackState History::get_state() const {
+  CallbackState s;
+  s.values = {{"epoch", epoch}};
+  for (const auto& kv : history)
+    s.tensors[kv.first] = torch::tensor(std::vector<double>(kv.second), torch::kFloat64);
+  return s;
+}
+
+void History::set_state(const CallbackState& s) {
+  try {
+    epoch = s.values.at("epoch").get<std::vector<int64_t>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("History: malformed saved state: ") + e.what());
+  }
+  history.clear();
+  for (const auto& [name, t] : s.tensors) {
+    if (t.scalar_type() != torch::kFloat64 || t.dim() != 1)
+      throw Error("History: saved values of '" + name + "' are not a float64 vector");
+    auto c = t.contiguous();
+    history[name].assign(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  }
 }
 
 std::string History::to_csv() const {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <torch/types.h>
 
 namespace lighter {
 namespace models {
@@ -16,6 +17,13 @@ namespace training {
 
 /// Values logged by the trainer: "loss", metric names, "val_" + those at epoch end.
 using Logs = std::map<std::string, double>;
+
+/// What a callback carries from one epoch to the next (counters, best values, copies of weights), saved in
+/// resumable checkpoints so that a resumed fit behaves as if it had never stopped.
+struct CallbackState {
+  nlohmann::json values;                         // small values; null when the callback keeps nothing
+  std::map<std::string, torch::Tensor> tensors;  // e.g. EarlyStopping's best weights
+};
 
 /// Base class of callbacks, with Keras' hook names and meanings. A callback stops training by setting
 /// `model().stop_training = true`.
@@ -48,6 +56,12 @@ class Callback {
   /// with the device, so the trainer only does it when some callback asks (default: never).
   virtual bool wants_batch_logs() { return false; }
 
+  /// The state a resumed fit needs (see CallbackState); called at the end of an epoch, after on_epoch_end.
+  virtual CallbackState get_state() const { return {}; }
+  /// Restores a state from get_state; called after on_train_begin when a fit resumes from a checkpoint.
+  /// Throws DataError (via the caller, which names the file) when the state does not fit this callback.
+  virtual void set_state(const CallbackState& state) {}
+
  private:
   models::ModelImpl* model_ = nullptr;
   nlohmann::json params_;
@@ -68,6 +82,9 @@ class History : public Callback {
   double last(const std::string& name) const;
   /// history.csv content: a header `epoch,<names...>` and one row per epoch.
   std::string to_csv() const;
+
+  CallbackState get_state() const override;
+  void set_state(const CallbackState& state) override;
 };
 
 /// Dispatches each hook to several callbacks in order.
@@ -75,6 +92,7 @@ class CallbackList {
  public:
   explicit CallbackList(std::vector<CallbackPtr> callbacks = {}) : callbacks_(std::move(callbacks)) {}
   void add(CallbackPtr c) { callbacks_.push_back(std::move(c)); }
+  const std::vector<CallbackPtr>& callbacks() const { return callbacks_; }
   void set_model(models::ModelImpl* model);
   void set_params(const nlohmann::json& params);
   bool wants_batch_logs();

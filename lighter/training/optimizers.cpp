@@ -133,8 +133,10 @@ OptimizerSpec parse_config(const ClassInfo& info, const json& config, const std:
   r.raw_or_null("ema_overwrite_frequency");  // mark it seen when null
   r.require_null("loss_scale_factor");
   out["loss_scale_factor"] = nullptr;
-  r.require_null("gradient_accumulation_steps");
-  out["gradient_accumulation_steps"] = nullptr;
+  // Keras 3: the variables are updated every N steps with the mean of the gradients since the last update.
+  out["gradient_accumulation_steps"] =
+      r.has("gradient_accumulation_steps") ? json(r.positive_int("gradient_accumulation_steps")) : json(nullptr);
+  r.raw_or_null("gradient_accumulation_steps");
 
   // Keras 2 keys: accepted, checked, dropped.
   r.get<bool>("jit_compile", true);

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "lighter/callbacks/backup_and_restore.h"
 #include "lighter/core/error.h"
 #include "lighter/core/logging.h"
 #include "lighter/data/dataset.h"
@@ -48,6 +49,8 @@ Trainer::Trainer(models::ModelImpl& model, optimizers::OptimizerSpec optimizer, 
       fused_fn_ = activations::get(fusable);
     }
   }
+  const auto& acc = optimizer_spec_.config.value("gradient_accumulation_steps", nlohmann::json(nullptr));
+  if (acc.is_number_integer() && acc.get<int64_t>() > 1) accumulation_steps_ = acc.get<int64_t>();
 }
 
 torch::Device Trainer::device() const {
@@ -76,7 +79,9 @@ void Trainer::check_data(const torch::Tensor& x, const torch::Tensor& y, const s
 
 torch::Tensor Trainer::train_step(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& sample_weight) {
   auto& opt = optimizer();
-  opt.zero_grad();
+  // With gradient accumulation, gradients add up over accumulation_steps_ batches (each loss scaled by 1/steps,
+  // so the update sees their mean, as Keras') and the optimizer steps once; clipping applies to that mean.
+  if (accumulated_ == 0) opt.zero_grad();
   torch::Tensor out, pred;
   if (fused_) {
     out = model_.forward_pre_activation(x);
@@ -88,8 +93,11 @@ torch::Tensor Trainer::train_step(const torch::Tensor& x, const torch::Tensor& y
   auto loss = (*loss_for_training_)(out, y, sample_weight);
   auto reg = model_.regularization_loss();
   if (reg.defined()) loss = loss + reg;
-  loss.backward();
-  opt.step();
+  (accumulation_steps_ > 1 ? loss / static_cast<double>(accumulation_steps_) : loss).backward();
+  if (++accumulated_ >= accumulation_steps_) {
+    opt.step();
+    accumulated_ = 0;
+  }
   auto batch = static_cast<double>(x.size(0));
   auto detached = loss.detach() * batch;
   loss_sum_ = loss_sum_.defined() ? loss_sum_ + detached : detached;
@@ -106,6 +114,14 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
   if (!(o.validation_split() >= 0 && o.validation_split() < 1))
     throw ConfigError("fit.validation_split", "expected a number in [0, 1), got " + std::to_string(o.validation_split()));
   if (o.initial_epoch() < 0) throw ConfigError("fit.initial_epoch", "expected a non-negative integer");
+  if (o.steps_per_epoch() < 0)
+    throw ConfigError("fit.steps_per_epoch", "expected a positive integer (or 0 for the whole data), got " +
+                                                 std::to_string(o.steps_per_epoch()));
+  if (o.validation_steps() < 0)
+    throw ConfigError("fit.validation_steps", "expected a positive integer (or 0 for all), got " +
+                                                  std::to_string(o.validation_steps()));
+  if (o.validation_freq() <= 0)
+    throw ConfigError("fit.validation_freq", "expected a positive integer, got " + std::to_string(o.validation_freq()));
 
   torch::Tensor x = x_in, y = y_in;
   torch::Tensor sw = o.sample_weight();
@@ -149,13 +165,25 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
   if (sw.defined()) sw = sw.to(dev, torch::kFloat).contiguous();
 
   auto history = std::make_shared<History>();
+  FitState state;
   CallbackList callbacks;
-  for (const auto& c : o.callbacks()) callbacks.add(c);
+  std::vector<std::shared_ptr<callbacks::BackupAndRestore>> backups;
+  for (const auto& c : o.callbacks()) {
+    if (auto b = std::dynamic_pointer_cast<callbacks::BackupAndRestore>(c)) {
+      backups.push_back(b);
+    } else {
+      callbacks.add(c);
+      state.stateful.push_back(c);
+    }
+  }
   // After the user's callbacks, as Keras appends History: it records what they add to the logs ("learning_rate").
   callbacks.add(history);
+  state.stateful.push_back(history);
+  // Backups come last, so that they save what every other callback did at the end of the epoch.
+  for (const auto& b : backups) callbacks.add(b);
   if (o.verbose() > 0) callbacks.add(std::make_shared<ProgbarLogger>(o.verbose()));
   const int64_t n = x.size(0), bs = o.batch_size();
-  const int64_t steps = (n + bs - 1) / bs;
+  const int64_t steps = o.steps_per_epoch() > 0 ? o.steps_per_epoch() : (n + bs - 1) / bs;
   callbacks.set_model(&model_);
   callbacks.set_params({{"epochs", o.epochs()}, {"steps", steps}, {"verbose", o.verbose()}, {"batch_size", bs},
                         {"samples", n}});
@@ -169,25 +197,45 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
     if (vw.defined()) vw = vw.to(dev, torch::kFloat);
   }
 
+  struct Reset {
+    FitState*& slot;
+    ~Reset() { slot = nullptr; }
+  } reset{fit_state_};
+  fit_state_ = &state;
   model_.stop_training = false;
+  accumulated_ = 0;
   Logs logs;
   callbacks.on_train_begin(logs);
-  for (int64_t epoch = o.initial_epoch(); epoch < o.epochs(); ++epoch) {
+  int64_t first_epoch = o.initial_epoch();
+  for (const auto& b : backups) {
+    if (auto resumed = b->restore(*this)) first_epoch = *resumed;
+  }
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(dev);
+  for (int64_t epoch = first_epoch; epoch < o.epochs() && !model_.stop_training; ++epoch) {
     Logs epoch_logs;
     callbacks.on_epoch_begin(epoch, epoch_logs);
     model_.train();
     loss_sum_ = torch::Tensor();
     loss_count_ = 0;
     for (auto& m : metrics_) m->reset_state();
-    auto order = o.shuffle() ? torch::randperm(n, torch::TensorOptions().dtype(torch::kLong).device(dev))
-                             : torch::Tensor();
+    // One pass over the data per epoch, or (steps_per_epoch) a window that goes on where the last one stopped.
+    if (o.steps_per_epoch() == 0) {
+      state.order = o.shuffle() ? torch::randperm(n, long_opts) : torch::Tensor();
+      state.cursor = 0;
+    }
     for (int64_t step = 0; step < steps; ++step) {
-      int64_t begin = step * bs, len = std::min(bs, n - begin);
+      if (o.steps_per_epoch() > 0 && (!state.drawn || state.cursor >= n)) {
+        state.order = o.shuffle() ? torch::randperm(n, long_opts) : torch::Tensor();
+        state.cursor = 0;
+        state.drawn = true;
+      }
+      int64_t begin = state.cursor, len = std::min(bs, n - begin);
+      state.cursor += len;
       Logs batch_logs;
       callbacks.on_train_batch_begin(step, batch_logs);
       torch::Tensor xb, yb, wb;
-      if (order.defined()) {
-        auto idx = order.narrow(0, begin, len);
+      if (state.order.defined()) {
+        auto idx = state.order.narrow(0, begin, len);
         xb = x.index_select(0, idx);
         yb = y.index_select(0, idx);
         if (sw.defined()) wb = sw.index_select(0, idx);
@@ -208,13 +256,15 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
     for (auto& m : metrics_) epoch_logs[m->name()] = m->result();
     if (!std::isfinite(epoch_logs["loss"]))
       logger()->warn("epoch {}: the loss is {} (try a lower learning rate)", epoch + 1, epoch_logs["loss"]);
-    if (vx.defined()) {
-      Logs val = run_evaluation(vx, vy, vw, bs, validation_callbacks);
+    if (vx.defined() && (epoch + 1) % o.validation_freq() == 0) {
+      Logs val = run_evaluation(vx, vy, vw, bs, validation_callbacks, o.validation_steps());
       for (const auto& kv : val) epoch_logs["val_" + kv.first] = kv.second;
     }
+    state.next_epoch = epoch + 1;
+    state.in_epoch_end = true;
     callbacks.on_epoch_end(epoch, epoch_logs);
+    state.in_epoch_end = false;
     logs = epoch_logs;
-    if (model_.stop_training) break;
   }
   callbacks.on_train_end(logs);
   model_.eval();
@@ -222,7 +272,7 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
 }
 
 Logs Trainer::run_evaluation(const torch::Tensor& x_in, const torch::Tensor& y_in, const torch::Tensor& sw_in,
-                             int64_t batch_size, CallbackList& callbacks) {
+                             int64_t batch_size, CallbackList& callbacks, int64_t max_steps) {
   if (batch_size <= 0) throw ConfigError("batch_size", "expected a positive integer, got " + std::to_string(batch_size));
   torch::NoGradGuard no_grad;
   bool was_training = model_.is_training();
@@ -234,7 +284,7 @@ Logs Trainer::run_evaluation(const torch::Tensor& x_in, const torch::Tensor& y_i
   for (auto& m : metrics_) m->reset_state();
   Logs logs;
   callbacks.on_test_begin(logs);
-  for (int64_t begin = 0, step = 0; begin < n; begin += batch_size, ++step) {
+  for (int64_t begin = 0, step = 0; begin < n && (max_steps == 0 || step < max_steps); begin += batch_size, ++step) {
     int64_t len = std::min(batch_size, n - begin);
     Logs batch_logs;
     callbacks.on_test_batch_begin(step, batch_logs);

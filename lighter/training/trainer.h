@@ -42,6 +42,14 @@ struct FitOptions {
   /// 0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line per epoch.
   TORCH_ARG(int, verbose) = 1;
   TORCH_ARG(std::vector<CallbackPtr>, callbacks) = {};
+  /// Batches per epoch; 0 for one pass over the data. With a count, an epoch goes on from where the previous one
+  /// stopped, and the data is reshuffled each time it has all been seen (so epochs may be shorter or longer than
+  /// the data; Keras stops an epoch that runs out of data, here the data wraps around).
+  TORCH_ARG(int64_t, steps_per_epoch) = 0;
+  /// Batches of the validation data per validation; 0 for all of it.
+  TORCH_ARG(int64_t, validation_steps) = 0;
+  /// Validate after every `validation_freq`-th epoch (Keras' integer validation_freq).
+  TORCH_ARG(int64_t, validation_freq) = 1;
 };
 
 /// Keras' evaluate arguments.
@@ -72,10 +80,23 @@ class Trainer {
   /// True when the model's final softmax/sigmoid is folded into the loss (the numerically stable path).
   bool fused_activation() const { return fused_; }
 
+  /// Writes a resumable checkpoint of the running fit to `file`, atomically (one safetensors file with a checksum):
+  /// the weights, the optimizer's state and update count, the epoch to continue at, the state of every callback
+  /// (History included), the random generators (CPU, CUDA and the layers' own) and the trainer's counters
+  /// (gradient accumulation, data position). Valid only inside fit at the end of an epoch (from on_epoch_end,
+  /// as BackupAndRestore does); Error otherwise.
+  void save_checkpoint(const std::string& file);
+  /// Restores a checkpoint written by save_checkpoint into the running fit (after on_train_begin) and returns the
+  /// epoch to continue at. The file is read and checked (checksum, architecture, optimizer, callbacks, tensor
+  /// shapes) before anything changes; a bad file is a DataError naming it.
+  int64_t load_checkpoint(const std::string& file);
+  /// A checkpoint's summary without loading it: {"epoch", "iterations", "stopped", "model", "optimizer", ...}.
+  static nlohmann::json checkpoint_info(const std::string& file);
+
  private:
   torch::Device device() const;
   Logs run_evaluation(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& sample_weight,
-                      int64_t batch_size, CallbackList& callbacks);
+                      int64_t batch_size, CallbackList& callbacks, int64_t max_steps = 0);
   void check_data(const torch::Tensor& x, const torch::Tensor& y, const std::string& what) const;
 
   models::ModelImpl& model_;
@@ -88,6 +109,20 @@ class Trainer {
   // Running sums of the epoch's loss, kept on the device so the loop never waits for it.
   torch::Tensor loss_sum_;
   double loss_count_ = 0;
+  // Gradient accumulation (the optimizer's gradient_accumulation_steps): batches per update, batches so far.
+  int64_t accumulation_steps_ = 1;
+  int64_t accumulated_ = 0;
+
+  // What save_checkpoint needs from the fit in progress (null outside fit).
+  struct FitState {
+    std::vector<CallbackPtr> stateful;  // the user's callbacks and History, in order
+    int64_t next_epoch = 0;
+    bool in_epoch_end = false;
+    torch::Tensor order;  // the data order in use with steps_per_epoch (undefined: none drawn yet)
+    int64_t cursor = 0;   // position in it
+    bool drawn = false;   // whether an order (or, unshuffled, a pass) has started
+  };
+  FitState* fit_state_ = nullptr;
 };
 
 }  // namespace lighter::training

@@ -356,8 +356,9 @@ TEST_CASE("bad optimizer configs name the JSON path", "[optimizers]") {
                               "compile.optimizer.config.use_ema: use_ema=true (moving average of the weights) is not supported");
   LIGHTER_REQUIRE_THROWS_WITH(parse(R"({"class_name": "Adam", "config": {"loss_scale_factor": 128}})"),
                               "compile.optimizer.config.loss_scale_factor: loss_scale_factor is not supported yet");
-  LIGHTER_REQUIRE_THROWS_WITH(parse(R"({"class_name": "Adam", "config": {"gradient_accumulation_steps": 4}})"),
-                              "compile.optimizer.config.gradient_accumulation_steps: gradient_accumulation_steps is not supported yet");
+  REQUIRE(parse(R"({"class_name": "Adam", "config": {"gradient_accumulation_steps": 4}})").config["gradient_accumulation_steps"] == 4);
+  LIGHTER_REQUIRE_THROWS_WITH(parse(R"({"class_name": "Adam", "config": {"gradient_accumulation_steps": 0}})"),
+                              "compile.optimizer.config.gradient_accumulation_steps: expected a positive integer");
   LIGHTER_REQUIRE_THROWS_WITH(parse(R"({"class_name": "SGD", "config": {"decay": 0.01}})"),
                               "compile.optimizer.config.decay: Keras 2's learning-rate decay is not supported yet");
   LIGHTER_REQUIRE_THROWS_WITH(parse(R"({"class_name": "AdamW", "config": {"weight_decay": null}})"),

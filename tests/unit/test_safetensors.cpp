@@ -96,7 +96,20 @@ TEST_CASE("safetensors round trip keeps names, dtypes, shapes and values", "[io]
   REQUIRE(header["scalar"]["shape"] == lighter::json::array());
   REQUIRE(header["mask"]["dtype"] == "BOOL");
   REQUIRE(header["bf16"]["dtype"] == "BF16");
-  REQUIRE_FALSE(header.contains("__metadata__"));
+  // The only metadata is Lighter's checksum of the data section (zlib's CRC-32), which readers may ignore.
+  REQUIRE(header["__metadata__"].size() == 1);
+  REQUIRE(header["__metadata__"]["lighter.crc32"].get<std::string>().size() == 8);
+}
+
+TEST_CASE("safetensors: a flipped bit in the data is caught by the checksum", "[io]") {
+  std::string path = lighter_test::temp_dir("st_crc") + "/w.safetensors";
+  lighter::save_safetensors(path, {{"a", torch::arange(16, torch::kFloat32)}, {"b", torch::ones({3}, torch::kInt64)}});
+  std::string bytes = read_bytes(path);
+  // A bit flipped near the end (inside tensor data) keeps the header valid, so only the checksum can notice.
+  bytes[bytes.size() - 5] = static_cast<char>(bytes[bytes.size() - 5] ^ 0x10);
+  lighter::write_file_atomic(path, bytes);
+  LIGHTER_REQUIRE_THROWS_WITH(lighter::load_safetensors(path), "does not match its checksum");
+  LIGHTER_REQUIRE_THROWS_WITH(lighter::load_safetensors(path), path);
 }
 
 TEST_CASE("safetensors metadata round trip", "[io]") {
