@@ -35,6 +35,7 @@
 #include "lighter/callbacks/learning_rate_scheduler.h"
 #include "lighter/callbacks/model_checkpoint.h"
 #include "lighter/callbacks/reduce_lr_on_plateau.h"
+#include "lighter/callbacks/tensorboard.h"
 #include "lighter/callbacks/terminate_on_nan.h"
 #include "lighter/callbacks/registry.h"
 #include "lighter/training/callback.h"

@@ -10,6 +10,7 @@
 #include "lighter/callbacks/learning_rate_scheduler.h"
 #include "lighter/callbacks/model_checkpoint.h"
 #include "lighter/callbacks/reduce_lr_on_plateau.h"
+#include "lighter/callbacks/tensorboard.h"
 #include "lighter/callbacks/terminate_on_nan.h"
 #include "lighter/core/error.h"
 
@@ -105,6 +106,31 @@ training::CallbackPtr backup_and_restore(ConfigReader& r, const std::string& bas
   o.delete_checkpoint(r.get<bool>("delete_checkpoint", true));
   o.double_checkpoint(r.get<bool>("double_checkpoint", false));
   return std::make_shared<BackupAndRestore>(o);
+training::CallbackPtr tensorboard(ConfigReader& r, const std::string& base_dir) {
+  TensorBoardOptions o(resolve_path(r.get<std::string>("log_dir", "logs"), base_dir));
+  o.histogram_freq(non_negative_int(r, "histogram_freq", 0));
+  o.write_graph(r.get<bool>("write_graph", true));
+  o.write_images(r.get<bool>("write_images", false));
+  o.write_steps_per_second(r.get<bool>("write_steps_per_second", false));
+  const json& freq = r.raw_or_null("update_freq");
+  if (freq.is_string() && freq.get<std::string>() == "epoch") {
+    o.update_freq(0);
+  } else if (freq.is_string() && freq.get<std::string>() == "batch") {
+    o.update_freq(1);  // Keras reads "batch" as 1
+  } else if (!freq.is_null()) {
+    if (!freq.is_number_integer() || freq.get<int64_t>() <= 0)
+      throw ConfigError(r.path_of("update_freq"),
+                        "expected \"epoch\", \"batch\" or a positive number of batches, got " + describe(freq));
+    o.update_freq(freq.get<int64_t>());
+  }
+  // Keras also accepts a pair [start, stop] of batches to profile; any profiling is unsupported here.
+  const json& profile = r.raw_or_null("profile_batch");
+  if (!profile.is_null() && !(profile.is_number_integer() && profile.get<int64_t>() == 0))
+    throw ConfigError(r.path_of("profile_batch"),
+                      "profiling is not supported; only 0 is accepted, got " + describe(profile));
+  o.embeddings_freq(non_negative_int(r, "embeddings_freq", 0));
+  r.require_null("embeddings_metadata");
+  return std::make_shared<TensorBoard>(o);
 }
 
 CallbackRegistry make_registry() {
@@ -115,6 +141,7 @@ CallbackRegistry make_registry() {
   reg.add("TerminateOnNaN", terminate_on_nan);
   reg.add("ModelCheckpoint", model_checkpoint);
   reg.add("BackupAndRestore", backup_and_restore);
+  reg.add("TensorBoard", tensorboard);
   reg.add("LearningRateScheduler", [](ConfigReader& r, const std::string&) -> training::CallbackPtr {
     throw ConfigError(r.path(), "LearningRateScheduler takes a C++ function (schedule) and cannot be built from "
                                 "JSON; use a learning-rate schedule in the optimizer, or ReduceLROnPlateau");
@@ -203,6 +230,18 @@ nlohmann::json to_json(const training::Callback& callback) {
               {"save_freq", "epoch"},
               {"delete_checkpoint", o.delete_checkpoint()},
               {"double_checkpoint", o.double_checkpoint()}}}};
+  if (auto* c = dynamic_cast<const TensorBoard*>(&callback)) {
+    const auto& o = c->options();
+    return {{"class_name", "TensorBoard"},
+            {"config",
+             {{"log_dir", o.log_dir()},
+              {"histogram_freq", o.histogram_freq()},
+              {"write_graph", o.write_graph()},
+              {"write_images", o.write_images()},
+              {"write_steps_per_second", o.write_steps_per_second()},
+              {"update_freq", o.update_freq() == 0 ? json("epoch") : json(o.update_freq())},
+              {"profile_batch", o.profile_batch()},
+              {"embeddings_freq", o.embeddings_freq()}}}};
   }
   throw ConfigError("", std::string("callback ") + typeid(callback).name() +
                             " has no JSON form (only the built-in callbacks built from arguments have one)");

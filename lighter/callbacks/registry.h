@@ -11,10 +11,10 @@
 namespace lighter::callbacks {
 
 /// Factories take the strict reader of the callback's "config" and the folder that relative file paths
-/// (CSVLogger's filename, ModelCheckpoint's filepath) resolve against ("" leaves them as given).
+/// (CSVLogger's filename, ModelCheckpoint's filepath, TensorBoard's log_dir) resolve against ("" leaves them as given).
 using CallbackRegistry = Registry<training::CallbackPtr, ConfigReader&, const std::string&>;
 
-/// The built-in callbacks: EarlyStopping, ReduceLROnPlateau, CSVLogger, TerminateOnNaN, ModelCheckpoint.
+/// The built-in callbacks: EarlyStopping, ReduceLROnPlateau, CSVLogger, TerminateOnNaN, ModelCheckpoint, TensorBoard.
 /// LearningRateScheduler and LambdaCallback are listed too, but take C++ functions: asking for them from JSON is a
 /// ConfigError saying so.
 const CallbackRegistry& registry();

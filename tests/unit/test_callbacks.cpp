@@ -508,7 +508,7 @@ TEST_CASE("callbacks from JSON: round trip, relative paths and errors naming the
   LIGHTER_REQUIRE_THROWS_WITH(err(R"({"class_name": "EarlyStop"})"),
                               "fit.callbacks[0].class_name: unknown callback 'EarlyStop' (supported: CSVLogger, "
                               "EarlyStopping, LambdaCallback, LearningRateScheduler, ModelCheckpoint, "
-                              "ReduceLROnPlateau, TerminateOnNaN)");
+                              "ReduceLROnPlateau, TensorBoard, TerminateOnNaN)");
   LIGHTER_REQUIRE_THROWS_WITH(err(R"({"class_name": "LearningRateScheduler", "config": {}})"),
                               "fit.callbacks[0].config: LearningRateScheduler takes a C++ function");
   LIGHTER_REQUIRE_THROWS_WITH(err(R"({"class_name": "ReduceLROnPlateau", "config": {"factor": 1.5}})"),
