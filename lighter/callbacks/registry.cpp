@@ -106,6 +106,8 @@ training::CallbackPtr backup_and_restore(ConfigReader& r, const std::string& bas
   o.delete_checkpoint(r.get<bool>("delete_checkpoint", true));
   o.double_checkpoint(r.get<bool>("double_checkpoint", false));
   return std::make_shared<BackupAndRestore>(o);
+}
+
 training::CallbackPtr tensorboard(ConfigReader& r, const std::string& base_dir) {
   TensorBoardOptions o(resolve_path(r.get<std::string>("log_dir", "logs"), base_dir));
   o.histogram_freq(non_negative_int(r, "histogram_freq", 0));
@@ -230,6 +232,7 @@ nlohmann::json to_json(const training::Callback& callback) {
               {"save_freq", "epoch"},
               {"delete_checkpoint", o.delete_checkpoint()},
               {"double_checkpoint", o.double_checkpoint()}}}};
+  }
   if (auto* c = dynamic_cast<const TensorBoard*>(&callback)) {
     const auto& o = c->options();
     return {{"class_name", "TensorBoard"},

@@ -506,7 +506,7 @@ TEST_CASE("callbacks from JSON: round trip, relative paths and errors naming the
   LIGHTER_REQUIRE_THROWS_WITH(err(R"({"class_name": "EarlyStopping", "config": {"patients": 3}})"),
                               "fit.callbacks[0].config.patients");
   LIGHTER_REQUIRE_THROWS_WITH(err(R"({"class_name": "EarlyStop"})"),
-                              "fit.callbacks[0].class_name: unknown callback 'EarlyStop' (supported: CSVLogger, "
+                              "fit.callbacks[0].class_name: unknown callback 'EarlyStop' (supported: BackupAndRestore, CSVLogger, "
                               "EarlyStopping, LambdaCallback, LearningRateScheduler, ModelCheckpoint, "
                               "ReduceLROnPlateau, TensorBoard, TerminateOnNaN)");
   LIGHTER_REQUIRE_THROWS_WITH(err(R"({"class_name": "LearningRateScheduler", "config": {}})"),
