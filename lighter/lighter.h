@@ -41,6 +41,7 @@
 #include "lighter/training/callback.h"
 #include "lighter/training/losses.h"
 #include "lighter/training/metrics.h"
+#include "lighter/training/mixed_precision.h"
 #include "lighter/training/optimizers.h"
 #include "lighter/training/plot.h"
 #include "lighter/training/progress.h"
