@@ -345,6 +345,7 @@ int cmd_train(const Args& a) {
   auto device = in_file(a.config, [&] { return resolve_device(cfg.device, "device"); });
   fs::path output = in_file(a.config, [&] { return checked_output_dir(cfg.output_dir); });
   seed_everything(static_cast<uint64_t>(cfg.seed));
+  if (cfg.deterministic) training::set_deterministic(true);
 
   // Everything is checked (model, compile, data) before any training or writing.
   auto model = in_file(a.config, [&] { return models::model_from_json(cfg.model, "model"); });
@@ -416,6 +417,7 @@ int cmd_train(const Args& a) {
   fit.callbacks(callbacks);
   fit.epochs(cfg.epochs).batch_size(cfg.batch_size).shuffle(cfg.shuffle).verbose(static_cast<int>(cfg.verbose));
   fit.class_weight(cfg.class_weight);
+  fit.dtype_policy(training::precision_from_string(cfg.dtype_policy, "dtype_policy"));
   fit.steps_per_epoch(cfg.steps_per_epoch).validation_steps(cfg.validation_steps).validation_freq(cfg.validation_freq);
   // The held-out part: a validation file, or Keras' validation_split (the last rows) of the training file.
   torch::Tensor y = train.y, vx, vy;

@@ -1,5 +1,7 @@
 #include "lighter/cli/run_config.h"
 
+#include "lighter/training/mixed_precision.h"
+
 #include <filesystem>
 
 #include "lighter/callbacks/registry.h"
@@ -103,6 +105,9 @@ RunConfig parse_run_config(const json& config, const std::string& base_dir, cons
   c.name = r.get<std::string>("name", "run");
   c.seed = r.get<int64_t>("seed", 42);
   c.device = r.get<std::string>("device", "auto");
+  c.dtype_policy = r.get<std::string>("dtype_policy", "float32");
+  training::precision_from_string(c.dtype_policy, r.path_of("dtype_policy"));  // checked here, before training
+  c.deterministic = r.get<bool>("deterministic", false);
   r.ignore({"description"});
 
   ConfigReader d = r.child("data");

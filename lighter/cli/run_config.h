@@ -36,6 +36,12 @@ struct RunConfig {
   std::string file;  // the config file ("" when built in memory)
   int64_t seed = 42;
   std::string device = "auto";
+  /// Keras' dtype policy of the training step: "float32", "mixed_bfloat16" (CPU and CUDA) or "mixed_float16"
+  /// (CUDA, with dynamic loss scaling).
+  std::string dtype_policy = "float32";
+  /// ATen's deterministic algorithms (and cuDNN's): the same run gives the same weights on CUDA too, sometimes
+  /// slower; an operation without a deterministic implementation is an error.
+  bool deterministic = false;
   DataSource train;
   std::optional<DataSource> validation, test;
   double validation_split = 0.0;

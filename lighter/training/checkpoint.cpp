@@ -112,6 +112,7 @@ void Trainer::save_checkpoint(const std::string& file) {
                           {"callbacks", callbacks},
                           {"optimizer", optimizers::to_json(optimizer_spec_)},
                           {"model", model_.to_json()}};
+  if (scaler_) state["loss_scaler"] = scaler_->state();
   save_safetensors(file, tensors, {{kStateKey, state.dump()}, {"producer", "lighter"}});
 }
 
@@ -234,6 +235,14 @@ int64_t Trainer::load_checkpoint(const std::string& file) {
   st.drawn = state.value("drawn", false);
   auto order = stored.find("data/order");
   st.order = order == stored.end() ? torch::Tensor() : order->second.to(device());
+  if (state.contains("loss_scaler") && state["loss_scaler"].is_object()) {
+    if (!scaler_) scaler_ = std::make_unique<LossScaler>();
+    try {
+      scaler_->load_state(state["loss_scaler"]);
+    } catch (const Error& e) {
+      throw DataError(file, e.what());
+    }
+  }
   model_.stop_training = state.value("stopped", false);
   return state["epoch"].get<int64_t>();
 }

@@ -79,24 +79,45 @@ void Trainer::check_data(const torch::Tensor& x, const torch::Tensor& y, const s
 
 torch::Tensor Trainer::train_step(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& sample_weight) {
   auto& opt = optimizer();
+  if (trainable_.empty()) {
+    for (const auto& group : opt.torch_optimizer().param_groups())
+      for (const auto& p : group.params()) trainable_.push_back(p);
+  }
   // With gradient accumulation, gradients add up over accumulation_steps_ batches (each loss scaled by 1/steps,
   // so the update sees their mean, as Keras') and the optimizer steps once; clipping applies to that mean.
   if (accumulated_ == 0) opt.zero_grad();
-  torch::Tensor out, pred;
-  if (fused_) {
-    out = model_.forward_pre_activation(x);
-    pred = fused_fn_(out.detach());
-  } else {
-    out = model_.forward(x);
-    pred = out.detach();
+  torch::Tensor out, pred, loss;
+  {
+    AutocastGuard autocast(precision_, device_);  // float32: nothing
+    if (fused_) {
+      out = model_.forward_pre_activation(x);
+      pred = fused_fn_(out.detach());
+    } else {
+      out = model_.forward(x);
+      pred = out.detach();
+    }
+    loss = (*loss_for_training_)(out, y, sample_weight);
+    auto reg = model_.regularization_loss();
+    if (reg.defined()) loss = loss + reg;
   }
-  auto loss = (*loss_for_training_)(out, y, sample_weight);
-  auto reg = model_.regularization_loss();
-  if (reg.defined()) loss = loss + reg;
-  (accumulation_steps_ > 1 ? loss / static_cast<double>(accumulation_steps_) : loss).backward();
+  if (precision_ != Precision::float32) {
+    pred = pred.to(torch::kFloat);
+    loss = loss.to(torch::kFloat);
+  }
+  torch::Tensor to_backward = accumulation_steps_ > 1 ? loss / static_cast<double>(accumulation_steps_) : loss;
+  const bool scaled = precision_ == Precision::mixed_float16;
+  if (scaled) to_backward = scaler_->scale(to_backward);
+  to_backward.backward();
   if (++accumulated_ >= accumulation_steps_) {
-    opt.step();
     accumulated_ = 0;
+    bool finite = true;
+    if (scaled) {
+      // Unscaled before the optimizer clips them; an overflow skips the update, as Keras' LossScaleOptimizer does.
+      finite = scaler_->unscale(trainable_);
+      scaler_->update(!finite);
+      if (!finite) logger()->debug("gradients overflowed in float16: update skipped, loss scale now {}", scaler_->scale_value());
+    }
+    if (finite) opt.step();
   }
   auto batch = static_cast<double>(x.size(0));
   auto detached = loss.detach() * batch;
@@ -160,6 +181,12 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
 
   // The whole dataset moves to the model's device once; batches are then index_select slices of it.
   torch::Device dev = device();
+  device_ = dev;
+  precision_ = o.dtype_policy();
+  if (!autocast_supported(precision_, dev))
+    throw ConfigError("fit.dtype_policy", to_string(precision_) + " is not supported on " + dev.str() +
+                                              " with this LibTorch" + (dev.is_cpu() ? " (use mixed_bfloat16 on CPU)" : ""));
+  if (precision_ == Precision::mixed_float16 && !scaler_) scaler_ = std::make_unique<LossScaler>();
   x = x.to(dev).contiguous();
   y = y.to(dev).contiguous();
   if (sw.defined()) sw = sw.to(dev, torch::kFloat).contiguous();
@@ -291,14 +318,18 @@ Logs Trainer::run_evaluation(const torch::Tensor& x_in, const torch::Tensor& y_i
     auto xb = x_in.narrow(0, begin, len).to(dev);
     auto yb = y_in.narrow(0, begin, len).to(dev);
     torch::Tensor wb = sw_in.defined() ? sw_in.narrow(0, begin, len).to(dev, torch::kFloat) : torch::Tensor();
-    torch::Tensor out, pred;
-    if (fused_) {
-      out = model_.forward_pre_activation(xb);
-      pred = fused_fn_(out);
-    } else {
-      out = pred = model_.forward(xb);
+    torch::Tensor out, pred, loss;
+    {
+      AutocastGuard autocast(precision_, dev);
+      if (fused_) {
+        out = model_.forward_pre_activation(xb);
+        pred = fused_fn_(out);
+      } else {
+        out = pred = model_.forward(xb);
+      }
+      loss = (*loss_for_training_)(out, yb, wb).to(torch::kFloat) * static_cast<double>(len);
     }
-    auto loss = (*loss_for_training_)(out, yb, wb) * static_cast<double>(len);
+    if (precision_ != Precision::float32) pred = pred.to(torch::kFloat);
     total = total.defined() ? total + loss : loss;
     count += len;
     for (auto& m : metrics_) m->update_state(pred, yb);
@@ -319,6 +350,7 @@ Logs Trainer::evaluate(const torch::Tensor& x, const torch::Tensor& y, const Eva
     throw ShapeError("evaluate: sample_weight must have one value per sample");
   CallbackList callbacks(o.callbacks());
   callbacks.set_model(&model_);
+  precision_ = Precision::float32;  // evaluate as Keras' float32 policy; fit sets its own
   return run_evaluation(x, y, o.sample_weight(), o.batch_size(), callbacks);
 }
 

@@ -16,6 +16,7 @@
 #include "lighter/training/callback.h"
 #include "lighter/training/losses.h"
 #include "lighter/training/metrics.h"
+#include "lighter/training/mixed_precision.h"
 #include "lighter/training/optimizers.h"
 
 namespace lighter::training {
@@ -50,6 +51,11 @@ struct FitOptions {
   TORCH_ARG(int64_t, validation_steps) = 0;
   /// Validate after every `validation_freq`-th epoch (Keras' integer validation_freq).
   TORCH_ARG(int64_t, validation_freq) = 1;
+  /// Keras' dtype policy for the forward passes of fit (and its validation): mixed_bfloat16 or mixed_float16 run
+  /// them under ATen's autocast with float32 weights; mixed_float16 adds dynamic loss scaling (a step whose
+  /// gradients overflow is skipped and the scale halved). CPU takes mixed_bfloat16 (and mixed_float16 where the
+  /// LibTorch in use has CPU float16 autocast); CUDA both. An unsupported one is a ConfigError before training.
+  TORCH_ARG(Precision, dtype_policy) = Precision::float32;
 };
 
 /// Keras' evaluate arguments.
@@ -90,6 +96,8 @@ class Trainer {
   /// epoch to continue at. The file is read and checked (checksum, architecture, optimizer, callbacks, tensor
   /// shapes) before anything changes; a bad file is a DataError naming it.
   int64_t load_checkpoint(const std::string& file);
+  /// The dynamic loss scaler of mixed_float16 training (null before such a fit).
+  const LossScaler* loss_scaler() const { return scaler_.get(); }
   /// A checkpoint's summary without loading it: {"epoch", "iterations", "stopped", "model", "optimizer", ...}.
   static nlohmann::json checkpoint_info(const std::string& file);
 
@@ -112,6 +120,11 @@ class Trainer {
   // Gradient accumulation (the optimizer's gradient_accumulation_steps): batches per update, batches so far.
   int64_t accumulation_steps_ = 1;
   int64_t accumulated_ = 0;
+  // Mixed precision of the fit in progress, and the loss scaler (kept across fits, as Keras keeps its optimizer's).
+  Precision precision_ = Precision::float32;
+  std::unique_ptr<LossScaler> scaler_;
+  torch::Device device_ = torch::kCPU;  // the model's device during fit
+  std::vector<torch::Tensor> trainable_;  // the optimizer's parameters, for the loss scaler
 
   // What save_checkpoint needs from the fit in progress (null outside fit).
   struct FitState {

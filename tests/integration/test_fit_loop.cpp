@@ -1,5 +1,7 @@
 #include "lighter_test.h"
 
+#include <torch/cuda.h>
+
 #include "lighter/callbacks/backup_and_restore.h"
 #include "lighter/callbacks/lambda_callback.h"
 #include "lighter/callbacks/reduce_lr_on_plateau.h"
@@ -122,4 +124,85 @@ TEST_CASE("BackupAndRestore from JSON", "[callbacks][checkpoint]") {
   LIGHTER_REQUIRE_THROWS_WITH(
       C::from_json(json::parse(R"({"class_name": "BackupAndRestore", "config": {}})"), "fit.callbacks[0]", ""),
       "fit.callbacks[0].config.backup_dir");
+}
+
+namespace {
+
+std::pair<torch::Tensor, torch::Tensor> digits_data() {
+  L::data::CsvOptions o;
+  o.target("digit").kind(L::data::TargetKind::Classification);
+  auto t = L::data::read_csv(lighter_test::source_path("examples/data/digits_train.csv"), o);
+  return {t.x / 16.0, t.y};
+}
+
+L::Sequential digits_mlp() {
+  auto model = L::Sequential({Input({64}), Dense(DenseOptions(64).activation("relu")),
+                              Dense(DenseOptions(10).activation("softmax"))});
+  model->compile(L::optimizers::adam(3e-3), "sparse_categorical_crossentropy", {"accuracy"});
+  return model;
+}
+
+}  // namespace
+
+TEST_CASE("mixed_bfloat16 on CPU: bfloat16 compute, float32 weights, learns the digits", "[training][mixed_precision]") {
+  auto [x, y] = digits_data();
+  L::seed_everything(2);
+  auto mixed = digits_mlp();
+  auto full = digits_mlp();
+  copy_params(*mixed, *full);
+  // One step each from the same weights: close, but not equal (the matmuls ran in bfloat16).
+  auto one = L::FitOptions().epochs(1).batch_size(1438).shuffle(false).verbose(0);
+  mixed->fit(x, y, L::FitOptions(one).dtype_policy(L::training::Precision::mixed_bfloat16));
+  full->fit(x, y, one);
+  double d = max_diff(params_of(*mixed), params_of(*full));
+  REQUIRE(d > 0);
+  REQUIRE(d < 1e-2);
+  for (const auto& p : mixed->parameters()) REQUIRE(p.scalar_type() == torch::kFloat32);
+
+  // Trained on: bfloat16 reaches what float32 reaches from the same weights.
+  copy_params(*mixed, *full);
+  auto more = L::FitOptions().epochs(15).batch_size(32).validation_split(0.2).verbose(0);
+  auto history = mixed->fit(x, y, L::FitOptions(more).dtype_policy(L::training::Precision::mixed_bfloat16));
+  auto reference = full->fit(x, y, more);
+  WARN("val_accuracy mixed_bfloat16 " << history.last("val_accuracy") << ", float32 " << reference.last("val_accuracy"));
+  REQUIRE(history.last("val_accuracy") > 0.85);
+  REQUIRE(history.last("val_accuracy") > reference.last("val_accuracy") - 0.03);
+  REQUIRE(std::isfinite(history.last("loss")));
+}
+
+TEST_CASE("mixed_float16 runs where autocast allows it, and is refused clearly elsewhere", "[training][mixed_precision]") {
+  auto [x, y] = digits_data();
+  L::seed_everything(2);
+  auto model = digits_mlp();
+  auto fit = L::FitOptions().epochs(3).batch_size(64).verbose(0).dtype_policy(L::training::Precision::mixed_float16);
+  if (!L::training::autocast_supported(L::training::Precision::mixed_float16, torch::kCPU)) {
+    LIGHTER_REQUIRE_THROWS_WITH(model->fit(x, y, fit), "fit.dtype_policy: mixed_float16 is not supported on cpu");
+  } else {
+    auto history = model->fit(x, y, fit);
+    REQUIRE(model->trainer().loss_scaler() != nullptr);
+    REQUIRE(history.last("accuracy") > 0.8);
+  }
+  if (!torch::cuda::is_available()) {
+    WARN("CUDA not available; mixed_float16 on CUDA skipped");
+    return;
+  }
+  auto gpu = digits_mlp();
+  gpu->to(torch::kCUDA);
+  auto history = gpu->fit(x, y, fit.epochs(10));
+  REQUIRE(history.last("accuracy") > 0.9);
+  REQUIRE(gpu->trainer().loss_scaler()->scale_value() > 1);
+  for (const auto& p : gpu->parameters()) REQUIRE(p.scalar_type() == torch::kFloat32);
+}
+
+TEST_CASE("lighter train: dtype_policy and deterministic in a config", "[cli][mixed_precision]") {
+  std::string cfg = lighter_test::source_path("configs/iris.json"), out;
+  std::string dir = lighter_test::temp_dir("dtype_cli");
+  REQUIRE(lighter_test::run_cli("train " + cfg + " --set dtype_policy=float16 --output-dir " + dir + "/a", &out) == 1);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("dtype_policy"));
+  REQUIRE(lighter_test::run_cli("train " + cfg +
+                                    " --set dtype_policy=mixed_bfloat16 --set deterministic=true --set fit.epochs=60"
+                                    " --set fit.verbose=0 --output-dir " + dir + "/b",
+                                &out) == 0);
+  auto metrics = L::read_json_file(dir + "/b/metrics.json");
+  REQUIRE(metrics["test"]["accuracy"].get<double>() > 0.8);
 }
