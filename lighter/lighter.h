@@ -27,6 +27,7 @@
 #include "lighter/data/datasets.h"
 #include "lighter/data/idx.h"
 #include "lighter/data/npy.h"
+#include "lighter/data/text.h"
 #include "lighter/models/sequential.h"
 #include "lighter/callbacks/backup_and_restore.h"
 #include "lighter/callbacks/csv_logger.h"

@@ -26,6 +26,7 @@
 #include "lighter/data/dataset.h"
 #include "lighter/data/idx.h"
 #include "lighter/data/npy.h"
+#include "lighter/data/text.h"
 #include "lighter/models/keras_json.h"
 #include "lighter/models/saving.h"
 #include "lighter/training/plot.h"
@@ -42,8 +43,8 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  train CONFIG [--set KEY=VALUE ...] [--output-dir DIR] [--device cpu|cuda|auto] [--resume]\n"
-    "  evaluate CONFIG --weights DIR [--data CSV] [--set KEY=VALUE ...]\n"
-    "  predict CONFIG --weights DIR --input FILE (.csv, .npy, IDX) [--output CSV]\n"
+    "  evaluate CONFIG --weights DIR [--data CSV|TEXT] [--set KEY=VALUE ...]\n"
+    "  predict CONFIG --weights DIR --input FILE (.csv, .npy, IDX; text: one per line) [--output CSV]\n"
     "  summary CONFIG|MODEL_JSON\n"
     "\n"
     "options for every command: --log-level trace|debug|info|warn|error, --threads N\n";
@@ -174,9 +175,36 @@ data::Table read_npy_source(const DataSource& s, bool classification, std::vecto
   return t;
 }
 
-data::Table read_source(const DataSource& s, bool classification, const std::vector<std::string>& classes = {}) {
+// Texts with their labels from a text source, turned into token ids by `vectorizer`, which first adapts on them
+// when `adapt` is set and it has no vocabulary yet (the training split).
+data::Table read_text_source(const DataSource& s, bool classification, const std::vector<std::string>& classes,
+                             data::TextVectorizer* vectorizer, bool adapt) {
+  if (!vectorizer) throw ConfigError(s.json_path, "a text source needs the text vectorizer saved with the model");
+  const auto& known = s.classes.empty() ? classes : s.classes;
+  data::TextTable texts =
+      s.folder.empty()
+          ? data::read_text_lines(s.path, s.label_separator, known,
+                                  classification ? data::TargetKind::Classification : data::TargetKind::Auto)
+          : data::read_text_folder(s.folder, known);
+  if (adapt && !vectorizer->has_vocabulary()) {
+    vectorizer->adapt(texts.texts);
+    logger()->info("text vocabulary: {} tokens (padding and OOV included) from {} training texts",
+                   vectorizer->vocabulary_size(), texts.size());
+  }
   data::Table table;
-  if (s.format == "idx") {
+  table.x = vectorizer->encode(texts.texts);
+  table.y = texts.y;
+  table.classes = texts.classes;
+  table.target_name = "label";
+  return table;
+}
+
+data::Table read_source(const DataSource& s, bool classification, const std::vector<std::string>& classes = {},
+                        data::TextVectorizer* vectorizer = nullptr, bool adapt = false) {
+  data::Table table;
+  if (s.format == "text") {
+    table = read_text_source(s, classification, classes, vectorizer, adapt);
+  } else if (s.format == "idx") {
     table = data::read_idx_images(s.images, s.labels, s.classes.empty() ? classes : s.classes);
   } else if (s.format == "npy") {
     table = read_npy_source(s, classification, classes);
@@ -352,10 +380,18 @@ int cmd_train(const Args& a) {
   auto optimizer = in_file(a.config, [&] { return optimizers::from_json(cfg.optimizer, "compile.optimizer"); });
   in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
   bool classification = is_classification_loss(model->trainer().loss().name());
-  data::Table train = read_source(cfg.train, classification);
+  // Text sources go through one vectorizer: adapted on the training texts, reused for the other splits.
+  std::optional<data::TextVectorizer> vectorizer;
+  if (cfg.train.format == "text")
+    vectorizer = in_file(a.config, [&] {
+      return data::TextVectorizer::from_config(
+          cfg.text_vectorization.is_null() ? json::object() : cfg.text_vectorization, "data.text_vectorization");
+    });
+  data::TextVectorizer* text = vectorizer ? &*vectorizer : nullptr;
+  data::Table train = read_source(cfg.train, classification, {}, text, /*adapt=*/true);
   std::optional<data::Table> validation, test;
-  if (cfg.validation) validation = read_source(*cfg.validation, classification, train.classes);
-  if (cfg.test) test = read_source(*cfg.test, classification, train.classes);
+  if (cfg.validation) validation = read_source(*cfg.validation, classification, train.classes, text);
+  if (cfg.test) test = read_source(*cfg.test, classification, train.classes, text);
   torch::Tensor x = model_input(*model, train.x);
   if (!model->built()) {
     torch::NoGradGuard no_grad;
@@ -473,6 +509,7 @@ int cmd_train(const Args& a) {
                 {"classes", train.classes},
                 {"loss", model->trainer().loss().name()}};
   if (!callback_outputs.empty()) extra["callback_outputs"] = callback_outputs;
+  if (vectorizer) extra["text_vectorization"] = vectorizer->to_json();
   model->to(torch::kCPU);
   publish(output, [&](const std::string& dir) {
     save_model(*model, dir, extra);
@@ -495,6 +532,16 @@ std::pair<models::ModelPtr, json> load_trained(const Args& a) {
   return {model, extra};
 }
 
+// The text vectorizer `lighter train` saved beside the model, if any.
+std::optional<data::TextVectorizer> vectorizer_of(const json& extra, const std::string& dir) {
+  if (!extra.contains("text_vectorization")) return std::nullopt;
+  try {
+    return data::TextVectorizer::from_json(extra["text_vectorization"], "text_vectorization");
+  } catch (const ConfigError& e) {
+    throw ConfigError(dir + "/lighter.json: " + e.path(), e.message());
+  }
+}
+
 std::vector<std::string> classes_of(const json& extra) {
   std::vector<std::string> out;
   if (extra.contains("classes"))
@@ -510,11 +557,20 @@ int cmd_evaluate(const Args& a) {
   in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
   DataSource source = cfg.test ? *cfg.test : cfg.train;
   if (!a.data.empty()) {
-    if (source.format != "csv")
-      throw UsageError("--data replaces a csv file; this config's data is " + source.format + " (edit the config)");
-    source.path = a.data;
+    if (source.format == "text") {
+      // A folder of class sub-folders or a file of labelled lines, whichever --data names.
+      source.folder = fs::is_directory(a.data) ? a.data : "";
+      source.path = fs::is_directory(a.data) ? "" : a.data;
+    } else if (source.format != "csv") {
+      throw UsageError("--data replaces a csv file or text data; this config's data is " + source.format +
+                       " (edit the config)");
+    } else {
+      source.path = a.data;
+    }
   }
-  auto table = read_source(source, is_classification_loss(model->trainer().loss().name()), classes_of(extra));
+  auto vectorizer = vectorizer_of(extra, a.weights);
+  auto table = read_source(source, is_classification_loss(model->trainer().loss().name()), classes_of(extra),
+                           vectorizer ? &*vectorizer : nullptr);
   training::EvaluateOptions eval;
   eval.batch_size(cfg.batch_size);
   auto scores = model->evaluate(model_input(*model, table.x), table.y, eval);
@@ -544,7 +600,8 @@ bool header_has_column(const std::string& text, const std::string& column) {
 }
 
 int cmd_predict(const Args& a) {
-  if (a.input.empty()) throw UsageError("predict needs --input FILE (.csv, .npy or IDX)");
+  if (a.input.empty())
+    throw UsageError("predict needs --input FILE (.csv, .npy or IDX; for a text model one text per line)");
   auto [model, extra] = load_trained(a);
   std::vector<std::string> classes = classes_of(extra);
   std::string target = extra.value("target", "");
@@ -558,7 +615,12 @@ int cmd_predict(const Args& a) {
     head.resize(static_cast<size_t>(in.gcount()));
   }
   data::Table table;
-  if (head.rfind("\x93NUMPY", 0) == 0) {
+  auto vectorizer = vectorizer_of(extra, a.weights);
+  if (vectorizer) {
+    // A model trained on text: the input holds one text per line.
+    table.x = vectorizer->encode(data::read_text_per_line(a.input));
+    if (table.x.size(0) == 0) throw DataError(a.input, "holds no text");
+  } else if (head.rfind("\x93NUMPY", 0) == 0) {
     table.x = data::read_npy(a.input);
   } else if (head.size() >= 2 && ((head[0] == 0 && head[1] == 0) || (head[0] == '\x1f' && head[1] == '\x8b'))) {
     // IDX images (N, rows, cols) get Keras' channel axis, as the idx data source gives them.

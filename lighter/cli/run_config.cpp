@@ -7,6 +7,7 @@
 #include "lighter/callbacks/registry.h"
 #include "lighter/core/error.h"
 #include "lighter/core/json.h"
+#include "lighter/data/text.h"
 
 namespace lighter::cli {
 
@@ -23,7 +24,7 @@ DataSource parse_source(const json& j, const std::string& path, const std::strin
   ConfigReader r(j, path);
   DataSource s;
   s.json_path = path;
-  s.format = r.choice("format", "csv", {"csv", "idx", "npy"});
+  s.format = r.choice("format", "csv", {"csv", "idx", "npy", "text"});
   if (s.format == "csv") {
     s.path = resolve(base_dir, r.get<std::string>("path"));
     const json& target = r.raw_or_null("target");
@@ -42,6 +43,18 @@ DataSource parse_source(const json& j, const std::string& path, const std::strin
   } else if (s.format == "idx") {
     s.images = resolve(base_dir, r.get<std::string>("images"));
     s.labels = resolve(base_dir, r.get<std::string>("labels"));
+  } else if (s.format == "text") {
+    if (r.has("folder") == r.has("path"))
+      throw ConfigError(path, "a text source needs either \"path\" (a file of labelled lines) or \"folder\" (one "
+                              "sub-folder per class), not both");
+    if (r.has("folder")) {
+      s.folder = resolve(base_dir, r.get<std::string>("folder"));
+    } else {
+      s.path = resolve(base_dir, r.get<std::string>("path"));
+      s.label_separator = r.get<std::string>("label_separator", "\t");
+      if (s.label_separator.empty()) throw ConfigError(r.path_of("label_separator"), "must not be empty");
+    }
+    r.choice("encoding", "utf-8", {"utf-8"});
   } else {
     s.x = resolve(base_dir, r.get<std::string>("x"));
     if (r.has("y")) s.y = resolve(base_dir, r.get<std::string>("y"));
@@ -115,7 +128,20 @@ RunConfig parse_run_config(const json& config, const std::string& base_dir, cons
   c.validation_split = d.fraction("validation_split", 0.0);
   if (d.has("validation")) c.validation = parse_source(d.raw("validation"), d.path_of("validation"), base_dir);
   if (d.has("test")) c.test = parse_source(d.raw("test"), d.path_of("test"), base_dir);
+  if (d.has("text_vectorization")) {
+    c.text_vectorization = d.raw("text_vectorization");
+    // Checked now, so a mistake is reported before anything is read or trained.
+    lighter::data::TextVectorizer::from_config(c.text_vectorization, d.path_of("text_vectorization"));
+  }
   d.finish();
+  bool any_text = c.train.format == "text" || (c.validation && c.validation->format == "text") ||
+                  (c.test && c.test->format == "text");
+  for (const auto* s : {c.validation ? &*c.validation : nullptr, c.test ? &*c.test : nullptr})
+    if (s && (s->format == "text") != (c.train.format == "text"))
+      throw ConfigError(s->json_path + ".format", "text and non-text sources cannot be mixed (train is \"" +
+                                                     c.train.format + "\")");
+  if (!c.text_vectorization.is_null() && !any_text)
+    throw ConfigError("data.text_vectorization", "applies to text sources only (format \"text\")");
 
   c.model = r.raw("model");
   if (!c.model.is_object()) throw ConfigError("model", "expected a Keras model object, got " + describe(c.model));

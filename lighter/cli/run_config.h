@@ -14,6 +14,9 @@ namespace lighter::cli {
 ///   {"format": "csv", "path": ..., "target": "species" | index, "delimiter": ",", "header": true}
 ///   {"format": "idx", "images": ..., "labels": ...}   images (N, rows, cols) -> float32 (N, rows, cols, 1)
 ///   {"format": "npy", "x": ..., "y": ...}              any shapes; y optional for predict inputs
+///   {"format": "text", "path": ..., "label_separator": "\t"}   one example per line: label, separator, text
+///   {"format": "text", "folder": ...}                  one sub-folder per class, one .txt file per example
+///                                                      (text sources take "encoding": only "utf-8")
 /// idx and npy take "classes" (names of the class ids) too; every format takes "shuffle".
 struct DataSource {
   std::string format = "csv";
@@ -24,6 +27,8 @@ struct DataSource {
   bool header = true;
   std::string images, labels;  // idx
   std::string x, y;            // npy
+  std::string folder;          // text: a folder of class sub-folders (else `path` is a file of labelled lines)
+  std::string label_separator = "\t";
   std::vector<std::string> classes;
   /// Shuffle the rows once after reading (seeded by the run's seed): for files sorted by class, so that
   /// validation_split, which takes the last rows as Keras does, gets every class.
@@ -44,6 +49,10 @@ struct RunConfig {
   bool deterministic = false;
   DataSource train;
   std::optional<DataSource> validation, test;
+  /// data.text_vectorization: the TextVectorization options (Keras' config) turning text sources into token ids;
+  /// null when absent. The vectorizer adapts on the training texts only (unless it has a vocabulary) and is reused
+  /// for validation, test and predict; `lighter train` saves it (with its vocabulary) in lighter.json.
+  nlohmann::json text_vectorization;
   double validation_split = 0.0;
   nlohmann::json model;     // Keras JSON
   nlohmann::json optimizer = "adam";
