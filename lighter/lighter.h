@@ -9,11 +9,13 @@
 #include "lighter/layers/activations.h"
 #include "lighter/layers/convolution.h"
 #include "lighter/layers/core_layers.h"
+#include "lighter/layers/embedding.h"
 #include "lighter/layers/initializers.h"
 #include "lighter/layers/layer.h"
 #include "lighter/layers/normalization.h"
 #include "lighter/layers/pooling.h"
 #include "lighter/layers/preprocessing.h"
+#include "lighter/layers/recurrent.h"
 #include "lighter/layers/registry.h"
 #include "lighter/layers/regularization.h"
 #include "lighter/layers/regularizers.h"
@@ -58,5 +60,13 @@ using training::History;
 using layers::Dense;
 using layers::Dropout;
 using layers::Input;
+using layers::Embedding;
+using layers::EmbeddingOptions;
+using layers::LSTM;
+using layers::GRU;
+using layers::SimpleRNN;
+using layers::RecurrentOptions;
+using layers::Bidirectional;
+using layers::TimeDistributed;
 
 }  // namespace lighter

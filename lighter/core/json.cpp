@@ -173,7 +173,8 @@ ClassSpec read_class_spec(const json& spec, const std::string& path, const std::
                                 describe(spec));
   ConfigReader r(spec, path);
   out.class_name = r.get<std::string>("class_name");
-  r.ignore({"module", "registered_name"});
+  // Keras 3 numbers objects that several layers share (the same initializer instance) with shared_object_id.
+  r.ignore({"module", "registered_name", "shared_object_id"});
   r.ignore(tolerated);
   const json& config = r.raw_or_null("config");
   r.finish();

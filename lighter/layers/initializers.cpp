@@ -114,6 +114,8 @@ json normalize(const json& spec, const std::string& path) {
   json out = def->second;
   const std::string& cpath = s.config_path;
   for (auto it = config.begin(); it != config.end(); ++it) {
+    // Keras 2.0-2.2 wrote the weight dtype into initializer configs; float32 is what Lighter creates anyway.
+    if (it.key() == "dtype" && it.value() == json("float32")) continue;
     if (!out.contains(it.key()))
       throw ConfigError(join_path(cpath, it.key()), "unknown key for " + name);
     const json& v = it.value();

@@ -67,6 +67,24 @@ class LayerImpl : public torch::nn::Module {
 
   virtual torch::Tensor forward(const torch::Tensor& x) = 0;
 
+  /// Masks (Keras' `mask`): a bool tensor of shape (N, T), true = a valid step, false = a padded one; an undefined
+  /// tensor means "no mask". They describe the time axis (axis 1) of sequence inputs (N, T, ...). A layer that
+  /// makes a mask (Embedding with mask_zero, Masking) returns it from compute_mask; models carry it from layer to
+  /// layer: for each layer, `y = forward_masked(x, mask)` and then `mask = compute_mask(x, mask)`. A layer whose
+  /// supports_masking() is false gets forward(x) and drops the mask (with a warning once per layer). When no layer
+  /// makes a mask, nothing is allocated and forward(x) is called as before.
+  ///
+  /// forward with an input mask; the default ignores the mask (right for layers that act on each step alone).
+  virtual torch::Tensor forward_masked(const torch::Tensor& x, const torch::Tensor& mask) { return forward(x); }
+
+  /// Several outputs (a recurrent layer with return_state gives [output, h] or [output, h, c]; Bidirectional with
+  /// merge_mode None gives [forward, backward, states...]). forward/forward_masked return the first of them.
+  virtual int64_t num_outputs() const { return 1; }
+  /// All outputs, in Keras' order; the default is {forward_masked(x, mask)}.
+  virtual std::vector<torch::Tensor> forward_all(const torch::Tensor& x, const torch::Tensor& mask) {
+    return {forward_masked(x, mask)};
+  }
+
   /// The activation the layer ends with ("softmax", "sigmoid", ... or "linear"); losses fuse softmax/sigmoid.
   virtual std::string output_activation() const { return "linear"; }
   /// The output before that final activation (the logits when it is softmax or sigmoid).
@@ -83,7 +101,8 @@ class LayerImpl : public torch::nn::Module {
 
   /// Keras' supports_masking: true when the layer passes a mask through unchanged or transforms it.
   virtual bool supports_masking() const { return false; }
-  /// The mask of the output for an input mask (Keras' compute_mask); by default passed on when supported.
+  /// The mask of the output for an input mask (Keras' compute_mask); by default passed on when supported. Called
+  /// with the layer's input; `mask` may be undefined (the layer may still make one, as Embedding does).
   virtual torch::Tensor compute_mask(const torch::Tensor& input, const torch::Tensor& mask) const {
     return supports_masking() ? mask : torch::Tensor();
   }

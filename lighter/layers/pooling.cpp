@@ -1,5 +1,7 @@
 #include "lighter/layers/pooling.h"
 
+#include <limits>
+
 #include <c10/util/SmallVector.h>
 #include <torch/torch.h>
 
@@ -186,6 +188,23 @@ torch::Tensor GlobalPoolingImpl<D, K>::forward(const torch::Tensor& x) {
     return x.amax(axes_, options_.keepdims());
   } else {
     return x.mean(axes_, options_.keepdims());
+  }
+}
+
+template <size_t D, PoolKind K>
+torch::Tensor GlobalPoolingImpl<D, K>::forward_masked(const torch::Tensor& x, const torch::Tensor& mask) {
+  if (!mask.defined() || D != 1) return forward(x);
+  const int64_t t_axis = axes_[0];
+  TORCH_CHECK(x.dim() == 3 && mask.dim() == 2 && mask.size(0) == x.size(0) && mask.size(1) == x.size(t_axis),
+              "layer '", layer_name(), "' (", class_name(), "): mask of shape ", mask.sizes(),
+              " does not match input of shape ", x.sizes());
+  // (N, T) -> (N, T, 1) or (N, 1, T), broadcast over the channels.
+  torch::Tensor m = t_axis == 1 ? mask.unsqueeze(2) : mask.unsqueeze(1);
+  if constexpr (K == PoolKind::Max) {
+    return x.masked_fill(m.logical_not(), -std::numeric_limits<double>::infinity()).amax(axes_, options_.keepdims());
+  } else {
+    torch::Tensor mf = m.to(x.scalar_type());
+    return (x * mf).sum(axes_, options_.keepdims()) / mf.sum(axes_, options_.keepdims());
   }
 }
 

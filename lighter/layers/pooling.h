@@ -75,12 +75,16 @@ class PoolingImpl : public LayerImpl {
 };
 
 /// Keras' GlobalMaxPoolingND / GlobalAveragePoolingND: max or mean over the spatial axes ((N, ..., C) -> (N, C),
-/// or (N, 1, ..., 1, C) with keepdims). Masks of the 1D versions are not supported yet.
+/// or (N, 1, ..., 1, C) with keepdims). The 1D versions take a time mask (N, T): the mean is over the valid steps
+/// (Keras' sum(x·mask) / sum(mask)) and the max over the valid steps only; the output carries no mask.
 template <size_t D, PoolKind K>
 class GlobalPoolingImpl : public LayerImpl {
  public:
   explicit GlobalPoolingImpl(const GlobalPoolingOptions& options = {});
   torch::Tensor forward(const torch::Tensor& x) override;
+  torch::Tensor forward_masked(const torch::Tensor& x, const torch::Tensor& mask) override;
+  bool supports_masking() const override { return D == 1; }
+  torch::Tensor compute_mask(const torch::Tensor&, const torch::Tensor&) const override { return {}; }
   Shape compute_output_shape(const Shape& input_shape) const override;
   nlohmann::json get_config() const override;
   static std::shared_ptr<GlobalPoolingImpl> from_config(ConfigReader& r);

@@ -2,9 +2,11 @@
 
 #include "lighter/layers/convolution.h"
 #include "lighter/layers/core_layers.h"
+#include "lighter/layers/embedding.h"
 #include "lighter/layers/normalization.h"
 #include "lighter/layers/pooling.h"
 #include "lighter/layers/preprocessing.h"
+#include "lighter/layers/recurrent.h"
 #include "lighter/layers/regularization.h"
 #include "lighter/layers/reshaping.h"
 
@@ -70,6 +72,14 @@ Registry<LayerPtr, ConfigReader&>& registry() {
     add<GlobalAveragePooling1DImpl>(reg, "GlobalAveragePooling1D");
     add<GlobalAveragePooling2DImpl>(reg, "GlobalAveragePooling2D");
     add<GlobalAveragePooling3DImpl>(reg, "GlobalAveragePooling3D");
+    // Sequences.
+    add<EmbeddingImpl>(reg, "Embedding");
+    add<MaskingImpl>(reg, "Masking");
+    add<SimpleRNNImpl>(reg, "SimpleRNN");
+    add<LSTMImpl>(reg, "LSTM");
+    add<GRUImpl>(reg, "GRU");
+    add<BidirectionalImpl>(reg, "Bidirectional");
+    add<TimeDistributedImpl>(reg, "TimeDistributed");
     reg.alias("Convolution1D", "Conv1D", /*listed=*/false);
     reg.alias("Convolution2D", "Conv2D", /*listed=*/false);
     reg.alias("Convolution3D", "Conv3D", /*listed=*/false);

@@ -2,7 +2,10 @@
 
 #include <cctype>
 
+#include <spdlog/spdlog.h>
+
 #include "lighter/core/error.h"
+#include "lighter/core/logging.h"
 #include "lighter/layers/registry.h"
 
 namespace lighter::models {
@@ -49,6 +52,9 @@ void SequentialImpl::add(const layers::LayerRef& ref) {
     input_dtype_ = input->dtype();
     return;
   }
+  if (layer->num_outputs() > 1)
+    throw ConfigError("layers", "layer '" + layer->layer_name() + "' (" + layer->class_name() +
+                                    ") has several outputs (return_state?); a Sequential model needs single-output layers");
   std::vector<std::string> taken;
   for (const auto& l : layers_) taken.push_back(l->layer_name());
   if (layer->layer_name().empty()) {
@@ -117,8 +123,33 @@ torch::Tensor SequentialImpl::forward(const torch::Tensor& x) {
     build(s);
   }
   check_input(x);
+  torch::Tensor mask;
+  return run_layers(x, layers_.size(), mask);
+}
+
+torch::Tensor SequentialImpl::run_layer(const layers::LayerPtr& l, const torch::Tensor& h, torch::Tensor& mask) {
+  if (!mask.defined()) {
+    torch::Tensor out = l->forward(h);
+    // An undefined mask in, usually an undefined mask out: only mask makers allocate here.
+    mask = l->compute_mask(h, mask);
+    return out;
+  }
+  if (!l->supports_masking()) {
+    // Keras 2 raised here and Keras 3 drops the mask; Lighter drops it and says so once per layer.
+    if (mask_dropped_warned_.insert(l.get()).second)
+      logger()->warn("layer '{}' ({}) does not support masking; the mask of its input is dropped", l->layer_name(),
+                     l->class_name());
+    mask = torch::Tensor();
+    return l->forward(h);
+  }
+  torch::Tensor out = l->forward_masked(h, mask);
+  mask = l->compute_mask(h, mask);
+  return out;
+}
+
+torch::Tensor SequentialImpl::run_layers(const torch::Tensor& x, size_t end, torch::Tensor& mask) {
   torch::Tensor h = x;
-  for (const auto& l : layers_) h = l->forward(h);
+  for (size_t i = 0; i < end; ++i) h = run_layer(layers_[i], h, mask);
   return h;
 }
 
@@ -131,9 +162,12 @@ torch::Tensor SequentialImpl::forward_pre_activation(const torch::Tensor& x) {
     build(s);
   }
   check_input(x);
-  torch::Tensor h = x;
-  for (size_t i = 0; i + 1 < layers_.size(); ++i) h = layers_[i]->forward(h);
-  return layers_.back()->forward_pre_activation(h);
+  torch::Tensor mask;
+  torch::Tensor h = run_layers(x, layers_.size() - 1, mask);
+  const auto& last = layers_.back();
+  // A masked last layer whose output has no final activation to split off takes the mask as usual.
+  if (mask.defined() && last->supports_masking() && last->output_activation() == "linear") return last->forward_masked(h, mask);
+  return last->forward_pre_activation(h);
 }
 
 std::string SequentialImpl::output_activation() const {
@@ -164,7 +198,7 @@ void SequentialImpl::adapt(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   bool was_training = is_training();
   eval();
-  torch::Tensor h = x;
+  torch::Tensor h = x, mask;
   for (const auto& l : layers_) {
     if (l->needs_adapt()) l->adapt(h);
     if (!l->built()) {
@@ -172,7 +206,7 @@ void SequentialImpl::adapt(const torch::Tensor& x) {
       s[0] = -1;
       l->build(s);
     }
-    h = l->forward(h);
+    h = run_layer(l, h, mask);
   }
   if (!built_) {
     Shape s(x.sizes().begin(), x.sizes().end());

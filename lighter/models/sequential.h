@@ -1,6 +1,7 @@
 #pragma once
 /// Keras' Sequential model.
 #include <initializer_list>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,12 +20,15 @@ class SequentialImpl : public ModelImpl {
   SequentialImpl(std::initializer_list<layers::LayerRef> layers, std::string name = "sequential");
   SequentialImpl(const std::vector<layers::LayerRef>& layers, std::string name = "sequential");
 
-  /// Appends a layer (Keras' model.add); an InputLayer is only allowed first. Names are made unique Keras' way
+  /// Appends a layer (Keras' model.add); an InputLayer is only allowed first; a layer with several outputs (an
+  /// RNN with return_state) is refused, as Keras refuses it. Names are made unique Keras' way
   /// (dense, dense_1, ...); a duplicate explicit name is a ConfigError.
   void add(const layers::LayerRef& layer);
   /// Builds every layer for `input_shape` (batch axis included).
   void build(const Shape& input_shape);
 
+  /// Runs the layers in order, carrying Keras masks (see LayerImpl::forward_masked): a mask made by one layer
+  /// (Embedding with mask_zero, Masking) reaches the next ones while they support masking.
   torch::Tensor forward(const torch::Tensor& x) override;
   torch::Tensor forward_pre_activation(const torch::Tensor& x) override;
   std::string output_activation() const override;
@@ -38,6 +42,11 @@ class SequentialImpl : public ModelImpl {
 
  private:
   void check_input(const torch::Tensor& x) const;
+  /// Runs layers [0, end) carrying Keras masks; `mask` is undefined while no layer made one.
+  torch::Tensor run_layers(const torch::Tensor& x, size_t end, torch::Tensor& mask);
+  /// One layer on (h, mask): forward_masked for layers that support masks, else forward and the mask dropped.
+  torch::Tensor run_layer(const layers::LayerPtr& layer, const torch::Tensor& h, torch::Tensor& mask);
+  std::set<const layers::LayerImpl*> mask_dropped_warned_;
   std::vector<layers::LayerPtr> layers_;
   std::string input_name_;
   std::string input_dtype_ = "float32";

@@ -81,8 +81,16 @@ TEST_CASE("lighter summary reads a bare Keras model file", "[cli]") {
   REQUIRE(rc == 0);
   REQUIRE(out.find("Total params: 61,706") != std::string::npos);
   rc = lighter_test::run_cli("summary " + lighter_test::fixture_path("keras/keras3_sequential_simplernn_stock.json"), &out);
+  REQUIRE(rc == 0);
+  REQUIRE(out.find("Total params: 2,651") != std::string::npos);
+  // A layer Lighter does not have: one line naming it.
+  std::string dir = lighter_test::temp_dir("cli_summary_unknown");
+  std::string custom = write_config(dir, "custom.json", R"({"class_name": "Sequential", "config": {"name": "s", "layers": [
+      {"class_name": "InputLayer", "config": {"batch_shape": [null, 4]}},
+      {"class_name": "MyCustomLayer", "config": {"units": 3}}]}})");
+  rc = lighter_test::run_cli("summary " + custom, &out);
   REQUIRE(rc == 1);
-  REQUIRE(out.find("unknown layer 'SimpleRNN' (supported:") != std::string::npos);
+  REQUIRE(out.find("unknown layer 'MyCustomLayer' (supported:") != std::string::npos);
   REQUIRE(count_lines(out) == 1);
 }
 

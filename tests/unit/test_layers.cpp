@@ -225,6 +225,10 @@ TEST_CASE("every registered layer round-trips its config", "[layers]") {
       config = {{"kernel_size", 3}, {"padding", "same"}};
       if (name.find("Depthwise") == std::string::npos) config["filters"] = 2;
     }
+    if (name == "Embedding") config = {{"input_dim", 10}, {"output_dim", 4}, {"mask_zero", true}};
+    if (name == "LSTM" || name == "GRU" || name == "SimpleRNN") config = {{"units", 3}, {"return_sequences", true}};
+    if (name == "Bidirectional" || name == "TimeDistributed")
+      config = {{"layer", {{"class_name", "LSTM"}, {"config", {{"units", 2}}}}}};
     auto layer = from_json({{"class_name", name}, {"config", config}}, "l");
     check_round_trip(*layer);
   }
