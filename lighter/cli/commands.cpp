@@ -518,7 +518,8 @@ int cmd_train(const Args& a) {
     training::save_history_plot(history, dir + "/training_curves.svg", cfg.name);
   }, /*fresh_staging=*/false);
   for (const auto& kv : scores) print_scores(kv.first, kv.second);
-  std::printf("outputs:   %s (model.json, model.safetensors, metrics.json, history.csv, training_curves.svg)\n",
+  std::printf("outputs:   %s (model.json, model.safetensors, metrics.json, history.csv, training_curves.svg,"
+              " checkpoint.safetensors)\n",
               cfg.output_dir.c_str());
   return 0;
 }

@@ -232,8 +232,8 @@ TEST_CASE("run configs take text sources and data.text_vectorization", "[data][t
   LIGHTER_REQUIRE_THROWS_WITH(L::cli::parse_run_config(bad, "/data"), "data.test.format: text and non-text");
 }
 
-// Until the Embedding layer lands, the model reads the token ids as numbers through Dense: enough to run the whole
-// data path (vectorizer adapted in train, saved in lighter.json, reused by evaluate and predict).
+// The whole data path (vectorizer adapted in train, saved in lighter.json, reused by evaluate and predict) with a
+// small masked text model: Embedding(mask_zero) -> mean over the valid tokens -> softmax.
 TEST_CASE("lighter train, evaluate and predict on a text data source", "[data][text][cli]") {
   std::string dir = lighter_test::temp_dir("text_cli");
   std::string train;
@@ -256,9 +256,12 @@ TEST_CASE("lighter train, evaluate and predict on a text data source", "[data][t
                {{"name", "lang"},
                 {"layers",
                  {{{"class_name", "InputLayer"}, {"config", {{"batch_shape", {nullptr, 6}}}}},
+                  {{"class_name", "Embedding"}, {"config", {{"input_dim", 12}, {"output_dim", 8}, {"mask_zero", true}}}},
+                  {{"class_name", "GlobalAveragePooling1D"}, {"config", json::object()}},
                   {{"class_name", "Dense"}, {"config", {{"units", 2}, {"activation", "softmax"}}}}}}}}}},
-            {"compile", {{"loss", "sparse_categorical_crossentropy"}, {"metrics", {"accuracy"}}}},
-            {"fit", {{"epochs", 2}, {"batch_size", 4}, {"verbose", 0}}}};
+            {"compile", {{"optimizer", {{"class_name", "Adam"}, {"config", {{"learning_rate", 0.05}}}}},
+                         {"loss", "sparse_categorical_crossentropy"}, {"metrics", {"accuracy"}}}},
+            {"fit", {{"epochs", 30}, {"batch_size", 4}, {"verbose", 0}}}};
   write_file(dir + "/lang.json", c.dump(2));
   std::string out;
   int rc = lighter_test::run_cli("train " + dir + "/lang.json --output-dir " + dir + "/run", &out);
@@ -267,7 +270,7 @@ TEST_CASE("lighter train, evaluate and predict on a text data source", "[data][t
   json saved = L::read_json_file(dir + "/run/lighter.json");
   INFO(saved.dump(2));
   json metrics = L::read_json_file(dir + "/run/metrics.json");
-  REQUIRE(metrics.contains("test"));
+  REQUIRE(metrics["test"]["accuracy"].get<double>() == 1.0);  // both unseen test texts
 
   // The saved vectorizer is the one adapted on the training texts.
   TextVectorizer expected(TextVectorizerOptions().max_tokens(12).output_sequence_length(6));
@@ -291,4 +294,10 @@ TEST_CASE("lighter train, evaluate and predict on a text data source", "[data][t
   INFO(out);
   REQUIRE(rc == 0);
   REQUIRE(out.find("de,es,predicted") != std::string::npos);
+  // Rows end with the predicted language: German first, Spanish second.
+  auto first = out.find("\n", out.find("de,es,predicted"));
+  auto de = out.find(",de\n", first), es = out.find(",es\n", first);
+  REQUIRE(de != std::string::npos);
+  REQUIRE(es != std::string::npos);
+  REQUIRE(de < es);
 }
