@@ -100,7 +100,8 @@ void EarlyStopping::set_state(const training::CallbackState& s) {
   }
   if (!best_weights_.empty()) {
     // The copies must fit this model (restore_state checks the count; the shapes are checked here).
-    auto current = detail::copy_state(model());
+    std::vector<torch::Tensor> current = model().parameters();
+    for (const auto& b : model().buffers()) current.push_back(b);
     if (current.size() != best_weights_.size())
       throw Error("EarlyStopping: saved best weights hold " + std::to_string(best_weights_.size()) +
                   " tensors, the model has " + std::to_string(current.size()));

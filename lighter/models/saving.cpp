@@ -11,14 +11,14 @@
 
 namespace lighter {
 
-namespace {
-
 std::vector<std::pair<std::string, torch::Tensor>> model_tensors(const models::ModelImpl& model) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : model.named_parameters(true)) out.emplace_back(p.key(), p.value());
   for (const auto& b : model.named_buffers(true)) out.emplace_back(b.key(), b.value());
   return out;
 }
+
+namespace {
 
 std::string shape_str(at::IntArrayRef s) {
   std::string out = "[";

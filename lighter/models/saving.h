@@ -2,12 +2,17 @@
 /// Saving and loading models: the architecture as Keras JSON (model.json) and the weights as safetensors
 /// (model.safetensors), keyed by the registered module names (`dense.weight`, `normalization.mean`, ...).
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "lighter/models/model.h"
 
 namespace lighter {
+
+/// The tensors a weight file holds, by registered name: parameters, then buffers (shared with the model).
+std::vector<std::pair<std::string, torch::Tensor>> model_tensors(const models::ModelImpl& model);
 
 /// Writes the weights (parameters and weight buffers) of a built model to a safetensors file, atomically.
 void save_weights(const models::ModelImpl& model, const std::string& file);

@@ -13,6 +13,7 @@
 
 #include "lighter/core/error.h"
 #include "lighter/core/safetensors.h"
+#include "lighter/models/saving.h"
 #include "lighter/training/trainer.h"
 
 namespace lighter::training {
@@ -21,13 +22,6 @@ namespace {
 
 constexpr const char* kStateKey = "lighter.checkpoint";
 constexpr int kFormatVersion = 1;
-
-std::vector<std::pair<std::string, torch::Tensor>> weights_of(const models::ModelImpl& model) {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& p : model.named_parameters(true)) out.emplace_back(p.key(), p.value());
-  for (const auto& b : model.named_buffers(true)) out.emplace_back(b.key(), b.value());
-  return out;
-}
 
 torch::Tensor bytes_tensor(const std::string& bytes) {
   auto t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
@@ -69,7 +63,7 @@ void Trainer::save_checkpoint(const std::string& file) {
                 "(from a callback's on_epoch_end)");
   FitState& st = *fit_state_;
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& [name, t] : weights_of(model_)) tensors.emplace_back("model/" + name, t);
+  for (const auto& [name, t] : model_tensors(model_)) tensors.emplace_back("model/" + name, t);
 
   auto& opt = optimizer();
   {
@@ -165,7 +159,7 @@ int64_t Trainer::load_checkpoint(const std::string& file) {
   if (!odiff.empty())
     throw DataError(file, "the checkpoint was written with another optimizer configuration (first difference at " +
                               odiff + ")");
-  auto weights = weights_of(model_);
+  auto weights = model_tensors(model_);
   for (const auto& [name, t] : weights) {
     auto it = stored.find("model/" + name);
     if (it == stored.end()) throw DataError(file, "tensor 'model/" + name + "' is missing");
