@@ -13,6 +13,27 @@ ModelImpl::ModelImpl(std::string class_name, std::string name)
 // Out of line so that Trainer is complete where the shared_ptr is destroyed.
 ModelImpl::~ModelImpl() = default;
 
+void ModelImpl::expect_single_io(const std::string& what) const {
+  if (num_inputs() != 1 || num_outputs() != 1)
+    throw ShapeError(what + ": model '" + name_ + "' has " + std::to_string(num_inputs()) + " inputs and " +
+                     std::to_string(num_outputs()) + " outputs; pass a list of tensors (call) instead of one tensor");
+}
+
+torch::Tensor ModelImpl::forward(const torch::Tensor& x) {
+  expect_single_io("forward");
+  return call({x}).values.front();
+}
+
+torch::Tensor ModelImpl::forward_pre_activation(const torch::Tensor& x) {
+  expect_single_io("forward_pre_activation");
+  return call({x}, {}, {true}).values.front();
+}
+
+std::string ModelImpl::output_activation() const {
+  expect_single_io("output_activation");
+  return output_activations().front();
+}
+
 layers::LayerPtr ModelImpl::get_layer(const std::string& name) const {
   std::string known;
   for (const auto& l : layers()) {

@@ -31,7 +31,15 @@ struct EvaluateOptions;
 
 namespace models {
 
-/// Base of Sequential (and, later, Functional) models.
+/// What a model call returns: one tensor per model output, and each output's Keras mask (an undefined tensor when
+/// the output carries none; see LayerImpl::forward_masked). The trainer hands the masks to losses and metrics, so
+/// padded positions of a sequence output count for nothing.
+struct ModelOutputs {
+  std::vector<torch::Tensor> values;
+  std::vector<torch::Tensor> masks;
+};
+
+/// Base of Sequential and Functional models.
 class ModelImpl : public torch::nn::Module {
  public:
   ModelImpl(std::string class_name, std::string name);
@@ -40,11 +48,32 @@ class ModelImpl : public torch::nn::Module {
   const std::string& class_name() const { return class_name_; }
   const std::string& model_name() const { return name_; }
 
-  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
-  /// The output before the final softmax/sigmoid (see output_activation); losses use it for a stable crossentropy.
-  virtual torch::Tensor forward_pre_activation(const torch::Tensor& x) = 0;
-  /// The activation the model's output ends with ("softmax", "sigmoid", "linear", ...).
-  virtual std::string output_activation() const = 0;
+  /// Runs the model on every input and returns every output with its mask. `masks` is empty or holds one tensor
+  /// per input (undefined: none), e.g. the padding mask of a token input; masks made inside the model (Embedding
+  /// with mask_zero, Masking) are combined with them as Keras does. Output i is given before its final
+  /// softmax/sigmoid when pre_activation[i] is true (empty: all after), which losses use for a stable crossentropy.
+  virtual ModelOutputs call(const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>& masks = {},
+                            const std::vector<bool>& pre_activation = {}) = 0;
+
+  /// The single output for a single input (ShapeError for a model with several inputs or outputs: use call).
+  virtual torch::Tensor forward(const torch::Tensor& x);
+  /// The output before the final softmax/sigmoid (see output_activation); single input and output.
+  virtual torch::Tensor forward_pre_activation(const torch::Tensor& x);
+  /// The activation the (single) output ends with ("softmax", "sigmoid", "linear", ...).
+  virtual std::string output_activation() const;
+
+  /// Inputs and outputs: Sequential models have one of each, Functional models any number.
+  virtual size_t num_inputs() const { return 1; }
+  virtual size_t num_outputs() const { return 1; }
+  /// Keras' names: of the Input layers, and of the layers that make the outputs (they name per-output losses,
+  /// metrics and logs: "dense_1_loss").
+  virtual std::vector<std::string> input_names() const = 0;
+  virtual std::vector<std::string> output_names() const = 0;
+  /// Shapes (batch axis included) and dtypes of every input, shapes and final activations of every output.
+  virtual std::vector<Shape> input_shapes() const { return {input_shape()}; }
+  virtual std::vector<std::string> input_dtypes() const { return {input_dtype()}; }
+  virtual std::vector<Shape> output_shapes() const { return {output_shape()}; }
+  virtual std::vector<std::string> output_activations() const = 0;
 
   /// The layers in order (InputLayer excluded, as in Keras' model.layers).
   virtual std::vector<layers::LayerPtr> layers() const = 0;
@@ -55,6 +84,8 @@ class ModelImpl : public torch::nn::Module {
   /// Input and output shapes with the batch axis (ShapeError when the model is not built yet).
   virtual Shape input_shape() const = 0;
   virtual Shape output_shape() const = 0;
+  /// ShapeError unless the model has one input and one output (for the single-tensor API); `what` names the call.
+  void expect_single_io(const std::string& what) const;
   /// The dtype of the declared input ("float32", or an integer type for token ids).
   virtual std::string input_dtype() const { return "float32"; }
 

@@ -115,16 +115,69 @@ void SequentialImpl::check_input(const torch::Tensor& x) const {
   }
 }
 
-torch::Tensor SequentialImpl::forward(const torch::Tensor& x) {
+void SequentialImpl::build_for(const torch::Tensor& x) {
   check_input(x);
   if (!built_) {
     Shape s(x.sizes().begin(), x.sizes().end());
     s[0] = -1;
     build(s);
+    check_input(x);
   }
-  check_input(x);
+}
+
+torch::Tensor SequentialImpl::forward(const torch::Tensor& x) {
+  build_for(x);
   torch::Tensor mask;
   return run_layers(x, layers_.size(), mask);
+}
+
+ModelOutputs SequentialImpl::call(const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>& masks,
+                                  const std::vector<bool>& pre_activation) {
+  if (inputs.size() != 1)
+    throw ShapeError("model '" + name_ + "' takes 1 input, got " + std::to_string(inputs.size()));
+  if (masks.size() > 1) throw ShapeError("model '" + name_ + "' takes 1 input mask, got " + std::to_string(masks.size()));
+  if (pre_activation.size() > 1)
+    throw ShapeError("model '" + name_ + "' has 1 output, got " + std::to_string(pre_activation.size()) + " pre_activation flags");
+  const torch::Tensor& x = inputs.front();
+  build_for(x);
+  torch::Tensor mask = masks.empty() ? torch::Tensor() : masks.front();
+  if (mask.defined()) {
+    if (mask.dim() != 2 || mask.size(0) != x.size(0) || x.dim() < 2 || mask.size(1) != x.size(1))
+      throw ShapeError("model '" + name_ + "': an input mask must have shape (batch, steps) = (" +
+                       std::to_string(x.size(0)) + ", " + (x.dim() > 1 ? std::to_string(x.size(1)) : std::string("?")) +
+                       "), got " + shape_to_string(Shape(mask.sizes().begin(), mask.sizes().end())));
+    mask = mask.to(x.device(), torch::kBool);
+  }
+  const bool pre = !pre_activation.empty() && pre_activation.front();
+  ModelOutputs out;
+  if (layers_.empty()) {
+    out.values.push_back(x);
+    out.masks.push_back(mask);
+    return out;
+  }
+  torch::Tensor h = run_layers(x, layers_.size() - 1, mask);
+  const auto& last = layers_.back();
+  if (pre && !(mask.defined() && last->supports_masking() && last->output_activation() == "linear")) {
+    // The mask a final activation leaves is the one it was given (Dense and Activation pass masks on).
+    torch::Tensor in_mask = mask;
+    out.values.push_back(last->forward_pre_activation(h));
+    out.masks.push_back(in_mask.defined() && last->supports_masking() ? last->compute_mask(h, in_mask) : torch::Tensor());
+    if (in_mask.defined() && !last->supports_masking() && mask_dropped_warned_.insert(last.get()).second)
+      logger()->warn("layer '{}' ({}) does not support masking; the mask of its input is dropped", last->layer_name(),
+                     last->class_name());
+    return out;
+  }
+  out.values.push_back(run_layer(last, h, mask));
+  out.masks.push_back(mask);
+  return out;
+}
+
+std::vector<std::string> SequentialImpl::input_names() const {
+  return {input_name_.empty() ? "input_layer" : input_name_};
+}
+
+std::vector<std::string> SequentialImpl::output_names() const {
+  return {layers_.empty() ? (input_name_.empty() ? "input_layer" : input_name_) : layers_.back()->layer_name()};
 }
 
 torch::Tensor SequentialImpl::run_layer(const layers::LayerPtr& l, const torch::Tensor& h, torch::Tensor& mask) {
@@ -155,13 +208,7 @@ torch::Tensor SequentialImpl::run_layers(const torch::Tensor& x, size_t end, tor
 
 torch::Tensor SequentialImpl::forward_pre_activation(const torch::Tensor& x) {
   if (layers_.empty()) return x;
-  check_input(x);
-  if (!built_) {
-    Shape s(x.sizes().begin(), x.sizes().end());
-    s[0] = -1;
-    build(s);
-  }
-  check_input(x);
+  build_for(x);
   torch::Tensor mask;
   torch::Tensor h = run_layers(x, layers_.size() - 1, mask);
   const auto& last = layers_.back();

@@ -32,6 +32,12 @@ class SequentialImpl : public ModelImpl {
   torch::Tensor forward(const torch::Tensor& x) override;
   torch::Tensor forward_pre_activation(const torch::Tensor& x) override;
   std::string output_activation() const override;
+  /// One input, one output: its value (pre-activation when asked) and the mask the last layer leaves on it.
+  ModelOutputs call(const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>& masks = {},
+                    const std::vector<bool>& pre_activation = {}) override;
+  std::vector<std::string> input_names() const override;
+  std::vector<std::string> output_names() const override;
+  std::vector<std::string> output_activations() const override { return {output_activation()}; }
   std::vector<layers::LayerPtr> layers() const override { return layers_; }
   bool built() const override { return built_; }
   Shape input_shape() const override;
@@ -42,6 +48,7 @@ class SequentialImpl : public ModelImpl {
 
  private:
   void check_input(const torch::Tensor& x) const;
+  void build_for(const torch::Tensor& x);
   /// Runs layers [0, end) carrying Keras masks; `mask` is undefined while no layer made one.
   torch::Tensor run_layers(const torch::Tensor& x, size_t end, torch::Tensor& mask);
   /// One layer on (h, mask): forward_masked for layers that support masks, else forward and the mask dropped.
