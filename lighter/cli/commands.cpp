@@ -376,7 +376,15 @@ int cmd_train(const Args& a) {
   if (cfg.deterministic) training::set_deterministic(true);
 
   // Everything is checked (model, compile, data) before any training or writing.
-  auto model = in_file(a.config, [&] { return models::model_from_json(cfg.model, "model"); });
+  auto model = in_file(a.config, [&] {
+    auto m = models::model_from_json(cfg.model, "model");
+    // The data sources of a config give one input table and one target column.
+    if (m->num_inputs() != 1 || m->num_outputs() != 1)
+      throw ConfigError("model", "the lighter command trains models with one input and one output; this one has " +
+                                     std::to_string(m->num_inputs()) + " inputs and " + std::to_string(m->num_outputs()) +
+                                     " outputs (train it from C++ with fit({x...}, {y...}))");
+    return m;
+  });
   auto optimizer = in_file(a.config, [&] { return optimizers::from_json(cfg.optimizer, "compile.optimizer"); });
   in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
   bool classification = is_classification_loss(model->trainer().loss().name());

@@ -110,7 +110,19 @@ class ModelImpl : public torch::nn::Module {
                const std::vector<nlohmann::json>& metrics = {});
   void compile(const optimizers::OptimizerSpec& optimizer, std::shared_ptr<losses::Loss> loss,
                std::vector<std::shared_ptr<metrics::Metric>> metrics = {});
+  /// Several outputs, in Keras' forms: `loss` one spec for every output, a list with one per output (null: not
+  /// trained), or an object by output name; `metrics` a list (for every output), a list of lists (one per
+  /// output) or an object by output name; `loss_weights` null, a list or an object by output name.
+  void compile(const optimizers::OptimizerSpec& optimizer, const nlohmann::json& loss, const nlohmann::json& metrics,
+               const nlohmann::json& loss_weights);
   training::History fit(const torch::Tensor& x, const torch::Tensor& y);
+  /// Several inputs and outputs: one tensor per model input and per output, in the model's order.
+  training::History fit(const std::vector<torch::Tensor>& x, const std::vector<torch::Tensor>& y,
+                        const training::FitOptions& options);
+  std::map<std::string, double> evaluate(const std::vector<torch::Tensor>& x, const std::vector<torch::Tensor>& y,
+                                         const training::EvaluateOptions& options);
+  /// Every output for every sample, batch by batch (on the CPU).
+  std::vector<torch::Tensor> predict(const std::vector<torch::Tensor>& x, int64_t batch_size = 32);
   training::History fit(const torch::Tensor& x, const torch::Tensor& y, const training::FitOptions& options);
   std::map<std::string, double> evaluate(const torch::Tensor& x, const torch::Tensor& y);
   std::map<std::string, double> evaluate(const torch::Tensor& x, const torch::Tensor& y,

@@ -1,5 +1,6 @@
 #include "lighter/training/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <spdlog/spdlog.h>
@@ -8,7 +9,6 @@
 #include "lighter/callbacks/backup_and_restore.h"
 #include "lighter/core/error.h"
 #include "lighter/core/logging.h"
-#include "lighter/data/dataset.h"
 #include "lighter/training/progress.h"
 
 namespace lighter {
@@ -36,21 +36,58 @@ torch::Tensor class_weights_for(const torch::Tensor& y, const std::map<int64_t, 
 
 Trainer::Trainer(models::ModelImpl& model, optimizers::OptimizerSpec optimizer, losses::LossPtr loss,
                  std::vector<metrics::MetricPtr> metrics)
-    : model_(model), optimizer_spec_(std::move(optimizer)), loss_(std::move(loss)), metrics_(std::move(metrics)) {
-  if (!loss_) throw ConfigError("compile.loss", "a loss is required");
-  loss_for_training_ = loss_;
-  // Softmax/sigmoid followed by crossentropy: compute the loss from the logits (log-softmax), as Keras does
-  // where it can, instead of taking the log of a rounded probability.
-  std::string fusable = loss_->fusable_activation();
-  if (!fusable.empty() && fusable == model_.output_activation()) {
-    if (auto with_logits = loss_->with_logits()) {
-      loss_for_training_ = with_logits;
-      fused_ = true;
-      fused_fn_ = activations::get(fusable);
+    : Trainer(model, std::move(optimizer), std::vector<OutputSpec>{OutputSpec{std::move(loss), 1.0, std::move(metrics)}}) {}
+
+Trainer::Trainer(models::ModelImpl& model, optimizers::OptimizerSpec optimizer, std::vector<OutputSpec> outputs)
+    : model_(model), optimizer_spec_(std::move(optimizer)), outputs_(std::move(outputs)) {
+  const size_t n = model_.num_outputs();
+  if (outputs_.size() != n)
+    throw ConfigError("compile.loss", "the model has " + std::to_string(n) + " output" + (n == 1 ? "" : "s") + " but " +
+                                          std::to_string(outputs_.size()) + " were given losses");
+  bool any = false;
+  for (const auto& o : outputs_) any = any || o.loss != nullptr;
+  if (!any) throw ConfigError("compile.loss", "a loss is required");
+  auto names = model_.output_names();
+  auto activations_of = model_.output_activations();
+  for (size_t i = 0; i < n; ++i) {
+    const auto& spec = outputs_[i];
+    if (!std::isfinite(spec.loss_weight))
+      throw ConfigError(join_path("compile.loss_weights", i), "expected a finite number");
+    Head h;
+    h.loss = h.training_loss = spec.loss;
+    h.weight = spec.loss_weight;
+    h.metrics = spec.metrics;
+    if (n > 1) h.loss_key = names[i] + "_loss";
+    for (const auto& m : h.metrics) h.metric_keys.push_back(n > 1 ? names[i] + "_" + m->name() : m->name());
+    if (!spec.loss && !h.metrics.empty())
+      logger()->debug("output '{}' has metrics but no loss; its metrics are still computed", names[i]);
+    // Softmax/sigmoid followed by crossentropy: compute the loss from the logits (log-softmax), as Keras does
+    // where it can, instead of taking the log of a rounded probability.
+    std::string fusable = spec.loss ? spec.loss->fusable_activation() : "";
+    if (!fusable.empty() && fusable == activations_of[i]) {
+      if (auto with_logits = spec.loss->with_logits()) {
+        h.training_loss = with_logits;
+        h.fused = true;
+        h.fused_fn = activations::get(fusable);
+      }
     }
+    pre_activation_.push_back(h.fused);
+    heads_.push_back(std::move(h));
   }
   const auto& acc = optimizer_spec_.config.value("gradient_accumulation_steps", nlohmann::json(nullptr));
   if (acc.is_number_integer() && acc.get<int64_t>() > 1) accumulation_steps_ = acc.get<int64_t>();
+}
+
+const losses::Loss& Trainer::loss() const {
+  for (const auto& h : heads_)
+    if (h.loss) return *h.loss;
+  throw ConfigError("compile.loss", "no output has a loss");
+}
+
+std::vector<metrics::MetricPtr> Trainer::metrics() const {
+  std::vector<metrics::MetricPtr> all;
+  for (const auto& h : heads_) all.insert(all.end(), h.metrics.begin(), h.metrics.end());
+  return all;
 }
 
 torch::Device Trainer::device() const {
@@ -70,14 +107,94 @@ optimizers::Optimizer& Trainer::optimizer() {
   return *optimizer_;
 }
 
-void Trainer::check_data(const torch::Tensor& x, const torch::Tensor& y, const std::string& what) const {
-  if (!x.defined() || x.dim() < 1) throw ShapeError(what + ": x must be a tensor with a batch axis");
-  if (y.defined() && y.size(0) != x.size(0))
-    throw ShapeError(what + ": x has " + std::to_string(x.size(0)) + " samples but y has " + std::to_string(y.size(0)));
-  if (x.size(0) == 0) throw ShapeError(what + ": no samples");
+void Trainer::check_data(const Tensors& x, const Tensors& y, const std::string& what) const {
+  if (x.size() != model_.num_inputs())
+    throw ShapeError(what + ": the model takes " + std::to_string(model_.num_inputs()) + " input" +
+                     (model_.num_inputs() == 1 ? "" : "s") + ", got " + std::to_string(x.size()) + " tensors");
+  if (!y.empty() && y.size() != model_.num_outputs())
+    throw ShapeError(what + ": the model has " + std::to_string(model_.num_outputs()) + " output" +
+                     (model_.num_outputs() == 1 ? "" : "s") + ", got " + std::to_string(y.size()) + " target tensors");
+  auto label = [&](const char* kind, size_t i, size_t count) {
+    return count == 1 ? std::string(kind) : std::string(kind) + "[" + std::to_string(i) + "]";
+  };
+  for (size_t i = 0; i < x.size(); ++i)
+    if (!x[i].defined() || x[i].dim() < 1)
+      throw ShapeError(what + ": " + label("x", i, x.size()) + " must be a tensor with a batch axis");
+  const int64_t n = x.front().size(0);
+  for (size_t i = 1; i < x.size(); ++i)
+    if (x[i].size(0) != n)
+      throw ShapeError(what + ": x[0] has " + std::to_string(n) + " samples but x[" + std::to_string(i) + "] has " +
+                       std::to_string(x[i].size(0)));
+  for (size_t i = 0; i < y.size(); ++i) {
+    if (!y[i].defined() || y[i].dim() < 1)
+      throw ShapeError(what + ": " + label("y", i, y.size()) + " must be a tensor with a batch axis");
+    if (y[i].size(0) != n)
+      throw ShapeError(what + ": x has " + std::to_string(n) + " samples but " + label("y", i, y.size()) + " has " +
+                       std::to_string(y[i].size(0)));
+  }
+  if (n == 0) throw ShapeError(what + ": no samples");
+}
+
+Trainer::StepResult Trainer::run_batch(const Tensors& x, const Tensors& y, const torch::Tensor& sample_weight,
+                                       bool training) {
+  StepResult r;
+  AutocastGuard autocast(precision_, device_);  // float32: nothing
+  models::ModelOutputs out = model_.call(x, {}, pre_activation_);
+  const bool cast = precision_ != Precision::float32;
+  for (size_t i = 0; i < heads_.size(); ++i) {
+    const Head& h = heads_[i];
+    const torch::Tensor& value = out.values[i];
+    torch::Tensor mask = i < out.masks.size() ? out.masks[i] : torch::Tensor();
+    torch::Tensor pred = h.fused ? h.fused_fn(value.detach()) : value.detach();
+    r.predictions.push_back(cast ? pred.to(torch::kFloat) : pred);
+    r.masks.push_back(mask);
+    if (!h.loss) {
+      r.head_losses.emplace_back();
+      continue;
+    }
+    torch::Tensor l = (*h.training_loss)(value, y[i], sample_weight, mask);
+    if (cast) l = l.to(torch::kFloat);
+    r.head_losses.push_back(l);
+    torch::Tensor weighted = h.weight == 1.0 ? l : l * h.weight;
+    r.loss = r.loss.defined() ? r.loss + weighted : weighted;
+  }
+  if (training) {
+    auto reg = model_.regularization_loss();
+    if (reg.defined()) r.loss = r.loss + (cast ? reg.to(torch::kFloat) : reg);
+  }
+  return r;
+}
+
+torch::Tensor Trainer::compute_loss(const Tensors& x, const Tensors& y, const torch::Tensor& sample_weight) {
+  check_data(x, y, "compute_loss");
+  if (y.empty()) throw ShapeError("compute_loss: targets (y) are required");
+  return run_batch(x, y, sample_weight, /*training=*/true).loss;
+}
+
+void Trainer::reset_metrics() {
+  for (auto& h : heads_)
+    for (auto& m : h.metrics) m->reset_state();
+}
+
+void Trainer::update_metrics(const StepResult& r, const Tensors& y) {
+  for (size_t i = 0; i < heads_.size(); ++i)
+    for (auto& m : heads_[i].metrics) m->update_state(r.predictions[i], y[i], {}, r.masks[i]);
+}
+
+void Trainer::write_metric_logs(Logs& logs, const std::vector<torch::Tensor>& head_loss_sums, double count) const {
+  for (size_t i = 0; i < heads_.size(); ++i) {
+    const Head& h = heads_[i];
+    if (!h.loss_key.empty() && i < head_loss_sums.size() && head_loss_sums[i].defined())
+      logs[h.loss_key] = head_loss_sums[i].item<double>() / count;
+    for (size_t k = 0; k < h.metrics.size(); ++k) logs[h.metric_keys[k]] = h.metrics[k]->result();
+  }
 }
 
 torch::Tensor Trainer::train_step(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& sample_weight) {
+  return train_step(Tensors{x}, Tensors{y}, sample_weight);
+}
+
+torch::Tensor Trainer::train_step(const Tensors& x, const Tensors& y, const torch::Tensor& sample_weight) {
   auto& opt = optimizer();
   if (trainable_.empty()) {
     for (const auto& group : opt.torch_optimizer().param_groups())
@@ -86,24 +203,8 @@ torch::Tensor Trainer::train_step(const torch::Tensor& x, const torch::Tensor& y
   // With gradient accumulation, gradients add up over accumulation_steps_ batches (each loss scaled by 1/steps,
   // so the update sees their mean, as Keras') and the optimizer steps once; clipping applies to that mean.
   if (accumulated_ == 0) opt.zero_grad();
-  torch::Tensor out, pred, loss;
-  {
-    AutocastGuard autocast(precision_, device_);  // float32: nothing
-    if (fused_) {
-      out = model_.forward_pre_activation(x);
-      pred = fused_fn_(out.detach());
-    } else {
-      out = model_.forward(x);
-      pred = out.detach();
-    }
-    loss = (*loss_for_training_)(out, y, sample_weight);
-    auto reg = model_.regularization_loss();
-    if (reg.defined()) loss = loss + reg;
-  }
-  if (precision_ != Precision::float32) {
-    pred = pred.to(torch::kFloat);
-    loss = loss.to(torch::kFloat);
-  }
+  StepResult r = run_batch(x, y, sample_weight, /*training=*/true);
+  torch::Tensor loss = r.loss;
   torch::Tensor to_backward = accumulation_steps_ > 1 ? loss / static_cast<double>(accumulation_steps_) : loss;
   const bool scaled = precision_ == Precision::mixed_float16;
   if (scaled) to_backward = scaler_->scale(to_backward);
@@ -119,16 +220,54 @@ torch::Tensor Trainer::train_step(const torch::Tensor& x, const torch::Tensor& y
     }
     if (finite) opt.step();
   }
-  auto batch = static_cast<double>(x.size(0));
+  auto batch = static_cast<double>(x.front().size(0));
   auto detached = loss.detach() * batch;
   loss_sum_ = loss_sum_.defined() ? loss_sum_ + detached : detached;
+  if (heads_.size() > 1) {
+    head_loss_sums_.resize(heads_.size());
+    for (size_t i = 0; i < heads_.size(); ++i) {
+      if (!r.head_losses[i].defined()) continue;
+      auto d = r.head_losses[i].detach() * batch;
+      head_loss_sums_[i] = head_loss_sums_[i].defined() ? head_loss_sums_[i] + d : d;
+    }
+  }
   loss_count_ += batch;
-  for (auto& m : metrics_) m->update_state(pred, y);
+  update_metrics(r, y);
   return loss;
 }
 
-History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const FitOptions& o) {
+History Trainer::fit(const torch::Tensor& x, const torch::Tensor& y, const FitOptions& o) {
+  return fit(Tensors{x}, Tensors{y}, o);
+}
+
+namespace {
+
+Tensors select_rows(const Tensors& ts, const torch::Tensor& idx) {
+  Tensors out;
+  out.reserve(ts.size());
+  for (const auto& t : ts) out.push_back(t.index_select(0, idx));
+  return out;
+}
+
+Tensors narrow_rows(const Tensors& ts, int64_t begin, int64_t len) {
+  Tensors out;
+  out.reserve(ts.size());
+  for (const auto& t : ts) out.push_back(t.narrow(0, begin, len));
+  return out;
+}
+
+Tensors to_device(const Tensors& ts, torch::Device dev, bool contiguous = false) {
+  Tensors out;
+  out.reserve(ts.size());
+  for (const auto& t : ts) out.push_back(contiguous ? t.to(dev).contiguous() : t.to(dev));
+  return out;
+}
+
+}  // namespace
+
+History Trainer::fit(const Tensors& x_in, const Tensors& y_in, const FitOptions& o) {
   check_data(x_in, y_in, "fit");
+  if (y_in.empty()) throw ShapeError("fit: targets (y) are required");
   if (o.epochs() < 0) throw ConfigError("fit.epochs", "expected a non-negative integer, got " + std::to_string(o.epochs()));
   if (o.batch_size() <= 0)
     throw ConfigError("fit.batch_size", "expected a positive integer, got " + std::to_string(o.batch_size()));
@@ -144,39 +283,51 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
   if (o.validation_freq() <= 0)
     throw ConfigError("fit.validation_freq", "expected a positive integer, got " + std::to_string(o.validation_freq()));
 
-  torch::Tensor x = x_in, y = y_in;
+  Tensors x = x_in, y = y_in;
+  int64_t n = x.front().size(0);
   torch::Tensor sw = o.sample_weight();
-  if (sw.defined() && (sw.dim() != 1 || sw.size(0) != x.size(0)))
-    throw ShapeError("fit: sample_weight must have one value per sample (" + std::to_string(x.size(0)) + ")");
+  if (sw.defined() && (sw.dim() != 1 || sw.size(0) != n))
+    throw ShapeError("fit: sample_weight must have one value per sample (" + std::to_string(n) + ")");
   if (!o.class_weight().empty()) {
-    auto cw = class_weights_for(y, o.class_weight());
+    if (y.size() != 1)
+      throw ConfigError("fit.class_weight", "class_weight is only supported for models with one output (use "
+                                            "sample_weight for several)");
+    auto cw = class_weights_for(y.front(), o.class_weight());
     sw = sw.defined() ? sw.to(torch::kFloat) * cw : cw;
   }
 
   // Keras' validation_split: the tail of the data (with its sample weights), taken before shuffling.
-  torch::Tensor vx, vy, vw;
+  Tensors vx, vy;
+  torch::Tensor vw;
   if (o.validation_data()) {
-    vx = o.validation_data()->first;
-    vy = o.validation_data()->second;
+    vx = o.validation_data()->x;
+    vy = o.validation_data()->y;
     check_data(vx, vy, "fit.validation_data");
+    if (vy.empty()) throw ShapeError("fit.validation_data: targets (y) are required");
   } else if (o.validation_split() > 0) {
-    auto [train_part, val_part] = data::split_tail(data::TensorDataset(x, y, sw), o.validation_split());
-    x = train_part.x;
-    y = train_part.y;
-    sw = train_part.sample_weight;
-    vx = val_part.x;
-    vy = val_part.y;
-    vw = val_part.sample_weight;
+    // The same boundary as Keras (train_validation_split) and data::split_tail.
+    const auto kept = static_cast<int64_t>(std::floor(static_cast<double>(n) * (1.0 - o.validation_split())));
+    if (kept <= 0 || kept >= n)
+      throw ConfigError("validation_split", std::to_string(n) + " samples are too few to split with validation_split=" +
+                                                std::to_string(o.validation_split()) + " (one part would be empty)");
+    vx = narrow_rows(x, kept, n - kept);
+    vy = narrow_rows(y, kept, n - kept);
+    if (sw.defined()) vw = sw.narrow(0, kept, n - kept);
+    x = narrow_rows(x, 0, kept);
+    y = narrow_rows(y, 0, kept);
+    if (sw.defined()) sw = sw.narrow(0, 0, kept);
+    n = kept;
   }
 
   // Preprocessing layers learn their statistics from the training data first (Keras' adapt).
   if (model_.needs_adapt()) {
-    logger()->info("adapting preprocessing layers to {} training samples", x.size(0));
-    model_.adapt(x.to(device()));
+    if (x.size() != 1) throw ConfigError("fit", "preprocessing layers that adapt are supported in models with one input");
+    logger()->info("adapting preprocessing layers to {} training samples", n);
+    model_.adapt(x.front().to(device()));
   }
   if (!model_.built()) {
     torch::NoGradGuard g;
-    model_.forward(x.narrow(0, 0, 1).to(device()));
+    model_.call(to_device(narrow_rows(x, 0, 1), device()));
   }
 
   // The whole dataset moves to the model's device once; batches are then index_select slices of it.
@@ -187,8 +338,8 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
     throw ConfigError("fit.dtype_policy", to_string(precision_) + " is not supported on " + dev.str() +
                                               " with this LibTorch" + (dev.is_cpu() ? " (use mixed_bfloat16 on CPU)" : ""));
   if (precision_ == Precision::mixed_float16 && !scaler_) scaler_ = std::make_unique<LossScaler>();
-  x = x.to(dev).contiguous();
-  y = y.to(dev).contiguous();
+  x = to_device(x, dev, true);
+  y = to_device(y, dev, true);
   if (sw.defined()) sw = sw.to(dev, torch::kFloat).contiguous();
 
   auto history = std::make_shared<History>();
@@ -209,7 +360,7 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
   // Backups come last, so that they save what every other callback did at the end of the epoch.
   for (const auto& b : backups) callbacks.add(b);
   if (o.verbose() > 0) callbacks.add(std::make_shared<ProgbarLogger>(o.verbose()));
-  const int64_t n = x.size(0), bs = o.batch_size();
+  const int64_t bs = o.batch_size();
   const int64_t steps = o.steps_per_epoch() > 0 ? o.steps_per_epoch() : (n + bs - 1) / bs;
   callbacks.set_model(&model_);
   callbacks.set_params({{"epochs", o.epochs()}, {"steps", steps}, {"verbose", o.verbose()}, {"batch_size", bs},
@@ -218,9 +369,9 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
   // Validation runs the on_test_* hooks of the user's callbacks, as Keras' fit does (not the progress bar).
   CallbackList validation_callbacks(o.callbacks());
   validation_callbacks.set_model(&model_);
-  if (vx.defined()) {
-    vx = vx.to(dev);
-    vy = vy.to(dev);
+  if (!vx.empty()) {
+    vx = to_device(vx, dev);
+    vy = to_device(vy, dev);
     if (vw.defined()) vw = vw.to(dev, torch::kFloat);
   }
 
@@ -243,8 +394,9 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
     callbacks.on_epoch_begin(epoch, epoch_logs);
     model_.train();
     loss_sum_ = torch::Tensor();
+    head_loss_sums_.clear();
     loss_count_ = 0;
-    for (auto& m : metrics_) m->reset_state();
+    reset_metrics();
     // One pass over the data per epoch, or (steps_per_epoch) a window that goes on where the last one stopped.
     if (o.steps_per_epoch() == 0) {
       state.order = o.shuffle() ? torch::randperm(n, long_opts) : torch::Tensor();
@@ -260,30 +412,31 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
       state.cursor += len;
       Logs batch_logs;
       callbacks.on_train_batch_begin(step, batch_logs);
-      torch::Tensor xb, yb, wb;
+      Tensors xb, yb;
+      torch::Tensor wb;
       if (state.order.defined()) {
         auto idx = state.order.narrow(0, begin, len);
-        xb = x.index_select(0, idx);
-        yb = y.index_select(0, idx);
+        xb = select_rows(x, idx);
+        yb = select_rows(y, idx);
         if (sw.defined()) wb = sw.index_select(0, idx);
       } else {
-        xb = x.narrow(0, begin, len);
-        yb = y.narrow(0, begin, len);
+        xb = narrow_rows(x, begin, len);
+        yb = narrow_rows(y, begin, len);
         if (sw.defined()) wb = sw.narrow(0, begin, len);
       }
       train_step(xb, yb, wb);
       if (callbacks.wants_batch_logs()) {
         batch_logs["loss"] = loss_sum_.item<double>() / loss_count_;
-        for (auto& m : metrics_) batch_logs[m->name()] = m->result();
+        write_metric_logs(batch_logs, head_loss_sums_, loss_count_);
       }
       callbacks.on_train_batch_end(step, batch_logs);
       if (model_.stop_training) break;
     }
     epoch_logs["loss"] = loss_sum_.item<double>() / loss_count_;
-    for (auto& m : metrics_) epoch_logs[m->name()] = m->result();
+    write_metric_logs(epoch_logs, head_loss_sums_, loss_count_);
     if (!std::isfinite(epoch_logs["loss"]))
       logger()->warn("epoch {}: the loss is {} (try a lower learning rate)", epoch + 1, epoch_logs["loss"]);
-    if (vx.defined() && (epoch + 1) % o.validation_freq() == 0) {
+    if (!vx.empty() && (epoch + 1) % o.validation_freq() == 0) {
       Logs val = run_evaluation(vx, vy, vw, bs, validation_callbacks, o.validation_steps());
       for (const auto& kv : val) epoch_logs["val_" + kv.first] = kv.second;
     }
@@ -298,55 +451,57 @@ History Trainer::fit(const torch::Tensor& x_in, const torch::Tensor& y_in, const
   return *history;
 }
 
-Logs Trainer::run_evaluation(const torch::Tensor& x_in, const torch::Tensor& y_in, const torch::Tensor& sw_in,
-                             int64_t batch_size, CallbackList& callbacks, int64_t max_steps) {
+Logs Trainer::run_evaluation(const Tensors& x_in, const Tensors& y_in, const torch::Tensor& sw_in, int64_t batch_size,
+                             CallbackList& callbacks, int64_t max_steps) {
   if (batch_size <= 0) throw ConfigError("batch_size", "expected a positive integer, got " + std::to_string(batch_size));
   torch::NoGradGuard no_grad;
   bool was_training = model_.is_training();
   model_.eval();
   torch::Device dev = device();
-  const int64_t n = x_in.size(0);
+  device_ = dev;
+  const int64_t n = x_in.front().size(0);
   torch::Tensor total;
+  std::vector<torch::Tensor> head_totals(heads_.size() > 1 ? heads_.size() : 0);
   double count = 0;
-  for (auto& m : metrics_) m->reset_state();
+  reset_metrics();
   Logs logs;
   callbacks.on_test_begin(logs);
   for (int64_t begin = 0, step = 0; begin < n && (max_steps == 0 || step < max_steps); begin += batch_size, ++step) {
     int64_t len = std::min(batch_size, n - begin);
     Logs batch_logs;
     callbacks.on_test_batch_begin(step, batch_logs);
-    auto xb = x_in.narrow(0, begin, len).to(dev);
-    auto yb = y_in.narrow(0, begin, len).to(dev);
+    Tensors xb = to_device(narrow_rows(x_in, begin, len), dev);
+    Tensors yb = to_device(narrow_rows(y_in, begin, len), dev);
     torch::Tensor wb = sw_in.defined() ? sw_in.narrow(0, begin, len).to(dev, torch::kFloat) : torch::Tensor();
-    torch::Tensor out, pred, loss;
-    {
-      AutocastGuard autocast(precision_, dev);
-      if (fused_) {
-        out = model_.forward_pre_activation(xb);
-        pred = fused_fn_(out);
-      } else {
-        out = pred = model_.forward(xb);
-      }
-      loss = (*loss_for_training_)(out, yb, wb).to(torch::kFloat) * static_cast<double>(len);
+    StepResult r = run_batch(xb, yb, wb, /*training=*/false);
+    auto scaled = r.loss * static_cast<double>(len);
+    total = total.defined() ? total + scaled : scaled;
+    for (size_t i = 0; i < head_totals.size(); ++i) {
+      if (!r.head_losses[i].defined()) continue;
+      auto d = r.head_losses[i] * static_cast<double>(len);
+      head_totals[i] = head_totals[i].defined() ? head_totals[i] + d : d;
     }
-    if (precision_ != Precision::float32) pred = pred.to(torch::kFloat);
-    total = total.defined() ? total + loss : loss;
     count += len;
-    for (auto& m : metrics_) m->update_state(pred, yb);
+    update_metrics(r, yb);
     callbacks.on_test_batch_end(step, batch_logs);
   }
   // Keras reports the loss with the regularization penalties included.
   auto reg = model_.regularization_loss();
   logs["loss"] = total.item<double>() / count + (reg.defined() ? reg.item<double>() : 0.0);
-  for (auto& m : metrics_) logs[m->name()] = m->result();
+  write_metric_logs(logs, head_totals, count);
   callbacks.on_test_end(logs);
   model_.train(was_training);
   return logs;
 }
 
 Logs Trainer::evaluate(const torch::Tensor& x, const torch::Tensor& y, const EvaluateOptions& o) {
+  return evaluate(Tensors{x}, Tensors{y}, o);
+}
+
+Logs Trainer::evaluate(const Tensors& x, const Tensors& y, const EvaluateOptions& o) {
   check_data(x, y, "evaluate");
-  if (o.sample_weight().defined() && o.sample_weight().size(0) != x.size(0))
+  if (y.empty()) throw ShapeError("evaluate: targets (y) are required");
+  if (o.sample_weight().defined() && o.sample_weight().size(0) != x.front().size(0))
     throw ShapeError("evaluate: sample_weight must have one value per sample");
   CallbackList callbacks(o.callbacks());
   callbacks.set_model(&model_);
@@ -366,11 +521,7 @@ namespace models {
 
 void ModelImpl::compile(const optimizers::OptimizerSpec& optimizer, const nlohmann::json& loss,
                         const std::vector<nlohmann::json>& metric_specs) {
-  auto l = losses::get(loss, "compile.loss");
-  std::vector<metrics::MetricPtr> ms;
-  for (size_t i = 0; i < metric_specs.size(); ++i)
-    ms.push_back(metrics::get(metric_specs[i], join_path("compile.metrics", i), l->name()));
-  compile(optimizer, l, ms);
+  compile(optimizer, loss, nlohmann::json(metric_specs), nlohmann::json(nullptr));
 }
 
 void ModelImpl::compile(const optimizers::OptimizerSpec& optimizer, std::shared_ptr<losses::Loss> loss,
@@ -378,6 +529,64 @@ void ModelImpl::compile(const optimizers::OptimizerSpec& optimizer, std::shared_
   // Validates the optimizer spec the same way a JSON config is validated.
   auto checked = optimizers::from_json(optimizers::to_json(optimizer), "compile.optimizer");
   trainer_ = std::make_shared<training::Trainer>(*this, checked, std::move(loss), std::move(ms));
+}
+
+void ModelImpl::compile(const optimizers::OptimizerSpec& optimizer, const nlohmann::json& loss,
+                        const nlohmann::json& metric_specs, const nlohmann::json& loss_weights) {
+  const auto names = output_names();
+  const size_t n = names.size();
+  auto known = [&] {
+    std::string list;
+    for (const auto& nm : names) list += (list.empty() ? "'" : ", '") + nm + "'";
+    return list;
+  };
+  // Keras' per-output forms: one value for all, a list by position, or an object by output name.
+  auto per_output = [&](const nlohmann::json& spec, const std::string& path, bool single_if_object,
+                        bool list_is_single) -> std::vector<std::pair<nlohmann::json, std::string>> {
+    std::vector<std::pair<nlohmann::json, std::string>> out(n, {nlohmann::json(nullptr), path});
+    bool by_name = spec.is_object() && !(single_if_object && spec.contains("class_name"));
+    if (by_name) {
+      for (auto it = spec.begin(); it != spec.end(); ++it) {
+        auto pos = std::find(names.begin(), names.end(), it.key());
+        if (pos == names.end())
+          throw ConfigError(path + "." + it.key(), "the model has no output named '" + it.key() + "' (outputs: " + known() + ")");
+        out[pos - names.begin()] = {it.value(), path + "." + it.key()};
+      }
+    } else if (spec.is_array() && !list_is_single) {
+      if (spec.size() != n)
+        throw ConfigError(path, "expected one entry per model output (" + std::to_string(n) + "), got " +
+                                    std::to_string(spec.size()));
+      for (size_t i = 0; i < n; ++i) out[i] = {spec[i], join_path(path, i)};
+    } else {
+      for (size_t i = 0; i < n; ++i) out[i] = {spec, path};
+    }
+    return out;
+  };
+  auto loss_specs = per_output(loss, "compile.loss", true, false);
+  // A flat list of metrics is for every output (Keras 2's reading); a list of lists (or nulls) is per output.
+  bool nested = metric_specs.is_array() && !metric_specs.empty() && n > 1 && metric_specs.size() == n;
+  for (const auto& m : metric_specs) nested = nested && (m.is_array() || m.is_null());
+  auto metric_lists = per_output(metric_specs.is_null() ? nlohmann::json::array() : metric_specs, "compile.metrics",
+                                 false, !nested);
+  auto weights = per_output(loss_weights, "compile.loss_weights", false, false);
+  std::vector<training::OutputSpec> specs(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!loss_specs[i].first.is_null()) specs[i].loss = losses::get(loss_specs[i].first, loss_specs[i].second);
+    const auto& w = weights[i].first;
+    if (!w.is_null()) {
+      if (!w.is_number() || !std::isfinite(w.get<double>()))
+        throw ConfigError(weights[i].second, "expected a finite number, got " + describe(w));
+      specs[i].loss_weight = w.get<double>();
+    }
+    const auto& ml = metric_lists[i].first;
+    if (ml.is_null()) continue;
+    if (!ml.is_array()) throw ConfigError(metric_lists[i].second, "expected a list of metrics, got " + describe(ml));
+    std::string loss_name = specs[i].loss ? specs[i].loss->name() : "";
+    for (size_t k = 0; k < ml.size(); ++k)
+      specs[i].metrics.push_back(metrics::get(ml[k], join_path(metric_lists[i].second, k), loss_name));
+  }
+  auto checked = optimizers::from_json(optimizers::to_json(optimizer), "compile.optimizer");
+  trainer_ = std::make_shared<training::Trainer>(*this, checked, std::move(specs));
 }
 
 training::Trainer& ModelImpl::trainer() {
@@ -400,6 +609,45 @@ std::map<std::string, double> ModelImpl::evaluate(const torch::Tensor& x, const 
 std::map<std::string, double> ModelImpl::evaluate(const torch::Tensor& x, const torch::Tensor& y,
                                                   const training::EvaluateOptions& options) {
   return trainer().evaluate(x, y, options);
+}
+
+training::History ModelImpl::fit(const std::vector<torch::Tensor>& x, const std::vector<torch::Tensor>& y,
+                                 const training::FitOptions& options) {
+  return trainer().fit(x, y, options);
+}
+
+std::map<std::string, double> ModelImpl::evaluate(const std::vector<torch::Tensor>& x,
+                                                  const std::vector<torch::Tensor>& y,
+                                                  const training::EvaluateOptions& options) {
+  return trainer().evaluate(x, y, options);
+}
+
+std::vector<torch::Tensor> ModelImpl::predict(const std::vector<torch::Tensor>& x, int64_t batch_size) {
+  if (batch_size <= 0) throw ConfigError("batch_size", "expected a positive integer, got " + std::to_string(batch_size));
+  if (x.size() != num_inputs())
+    throw ShapeError("predict: the model takes " + std::to_string(num_inputs()) + " inputs, got " + std::to_string(x.size()));
+  for (const auto& t : x)
+    if (!t.defined() || t.dim() < 1 || t.size(0) == 0) throw ShapeError("predict: every input must hold at least one sample");
+  const int64_t n = x.front().size(0);
+  for (const auto& t : x)
+    if (t.size(0) != n) throw ShapeError("predict: the inputs hold different numbers of samples");
+  torch::NoGradGuard no_grad;
+  bool was_training = is_training();
+  eval();
+  auto params = parameters();
+  torch::Device dev = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+  std::vector<std::vector<torch::Tensor>> parts(num_outputs());
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    int64_t len = std::min(batch_size, n - begin);
+    std::vector<torch::Tensor> xb;
+    for (const auto& t : x) xb.push_back(t.narrow(0, begin, len).to(dev));
+    auto out = call(xb);
+    for (size_t i = 0; i < parts.size(); ++i) parts[i].push_back(out.values[i].to(torch::kCPU));
+  }
+  train(was_training);
+  std::vector<torch::Tensor> result;
+  for (auto& p : parts) result.push_back(torch::cat(p));
+  return result;
 }
 
 torch::Tensor ModelImpl::predict(const torch::Tensor& x, int64_t batch_size) {
