@@ -12,6 +12,7 @@
 #include "lighter/layers/embedding.h"
 #include "lighter/layers/initializers.h"
 #include "lighter/layers/layer.h"
+#include "lighter/layers/merge.h"
 #include "lighter/layers/normalization.h"
 #include "lighter/layers/pooling.h"
 #include "lighter/layers/preprocessing.h"
@@ -20,6 +21,7 @@
 #include "lighter/layers/regularization.h"
 #include "lighter/layers/regularizers.h"
 #include "lighter/layers/reshaping.h"
+#include "lighter/models/functional.h"
 #include "lighter/models/keras_json.h"
 #include "lighter/models/model.h"
 #include "lighter/models/saving.h"
@@ -54,6 +56,11 @@
 namespace lighter {
 using layers::DenseOptions;
 using models::Sequential;
+using models::Functional;
+using models::KerasTensor;
+using models::keras_input;
+using models::call;
+using models::call_all;
 using training::EvaluateOptions;
 using training::FitOptions;
 using training::History;

@@ -30,6 +30,43 @@ void LayerImpl::build(const Shape& input_shape) {
   if (!args_.trainable) set_trainable(false);
 }
 
+void LayerImpl::build_list(const std::vector<Shape>& shapes) {
+  if (!takes_list())
+    throw ShapeError("layer '" + layer_name() + "' (" + class_name_ + ") takes one tensor, got a list of " +
+                     std::to_string(shapes.size()));
+  if (built_) {
+    bool same = shapes.size() == input_shapes_.size();
+    for (size_t k = 0; same && k < shapes.size(); ++k) {
+      same = shapes[k].size() == input_shapes_[k].size();
+      for (size_t i = 1; same && i < shapes[k].size(); ++i)
+        same = shapes[k][i] == input_shapes_[k][i] || shapes[k][i] < 0 || input_shapes_[k][i] < 0;
+    }
+    if (!same) {
+      std::string was, got;
+      for (const auto& s : input_shapes_) was += (was.empty() ? "" : ", ") + shape_to_string(s);
+      for (const auto& s : shapes) got += (got.empty() ? "" : ", ") + shape_to_string(s);
+      throw ShapeError("layer '" + layer_name() + "' (" + class_name_ + ") was built for inputs [" + was + "] but got [" +
+                       got + "]");
+    }
+    return;
+  }
+  output_shape_ = compute_output_shape_list(shapes);
+  input_shapes_ = shapes;
+  input_shape_ = shapes.empty() ? Shape{} : shapes.front();
+  built_ = true;
+  if (!args_.trainable) set_trainable(false);
+}
+
+Shape LayerImpl::compute_output_shape_list(const std::vector<Shape>& shapes) const {
+  throw ShapeError("layer '" + layer_name() + "' (" + class_name_ + ") takes one tensor, got a list of " +
+                   std::to_string(shapes.size()));
+}
+
+torch::Tensor LayerImpl::forward_list(const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>&) {
+  throw ShapeError("layer '" + layer_name() + "' (" + class_name_ + ") takes one tensor, got a list of " +
+                   std::to_string(inputs.size()));
+}
+
 json LayerImpl::get_config() const { return detail::write_layer_args(args_); }
 
 ParamCount LayerImpl::count_params() const {

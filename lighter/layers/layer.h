@@ -85,6 +85,28 @@ class LayerImpl : public torch::nn::Module {
     return {forward_masked(x, mask)};
   }
 
+  /// Shapes of every output (forward_all's order) for an input shape; the default is {compute_output_shape}.
+  virtual std::vector<Shape> compute_output_shapes(const Shape& input_shape) const {
+    return {compute_output_shape(input_shape)};
+  }
+
+  /// Layers called on a list of tensors (Keras' merge layers: Add, Concatenate, Dot, ...). Such a layer is built
+  /// with build_list and run with forward_list; its single-tensor forward is an error.
+  virtual bool takes_list() const { return false; }
+  /// Builds a list-taking layer for the shapes of its inputs (batch axes included); checks them.
+  void build_list(const std::vector<Shape>& input_shapes);
+  /// The input shapes a list-taking layer was built for.
+  const std::vector<Shape>& input_shapes() const { return input_shapes_; }
+  /// The output shape for a list of input shapes (ShapeError naming the layer when they do not fit together).
+  virtual Shape compute_output_shape_list(const std::vector<Shape>& input_shapes) const;
+  /// The output for a list of inputs and their masks (`masks` empty or one per input, undefined = none).
+  virtual torch::Tensor forward_list(const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>& masks);
+  /// The output mask for a list of inputs (Keras' merge layers: the logical and of the inputs' masks).
+  virtual torch::Tensor compute_mask_list(const std::vector<torch::Tensor>& inputs,
+                                          const std::vector<torch::Tensor>& masks) const {
+    return {};
+  }
+
   /// The activation the layer ends with ("softmax", "sigmoid", ... or "linear"); losses fuse softmax/sigmoid.
   virtual std::string output_activation() const { return "linear"; }
   /// The output before that final activation (the logits when it is softmax or sigmoid).
@@ -133,6 +155,7 @@ class LayerImpl : public torch::nn::Module {
   LayerArgs args_;
   bool built_ = false;
   Shape input_shape_, output_shape_;
+  std::vector<Shape> input_shapes_;
   std::vector<std::string> weight_buffers_;
   std::vector<at::Generator> generators_;
 };

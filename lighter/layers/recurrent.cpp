@@ -90,6 +90,13 @@ Shape RecurrentImpl::compute_output_shape(const Shape& s) const {
   return {s[0], options_.units()};
 }
 
+std::vector<Shape> RecurrentImpl::compute_output_shapes(const Shape& s) const {
+  std::vector<Shape> out{compute_output_shape(s)};
+  if (options_.return_state())
+    for (int64_t i = 0; i < num_states(); ++i) out.push_back({s[0], options_.units()});
+  return out;
+}
+
 void RecurrentImpl::build_impl(const Shape& s) {
   const int64_t in = s[2], u = options_.units(), g = gates();
   // Keras' kernel is [in, g·u] and recurrent_kernel [u, g·u]: the fans are those of Keras' shapes.
@@ -520,6 +527,15 @@ int64_t BidirectionalImpl::num_outputs() const {
 Shape BidirectionalImpl::compute_output_shape(const Shape& s) const {
   Shape out = forward_->compute_output_shape(s);
   if (merge_mode_ == "concat") out.back() *= 2;
+  return out;
+}
+
+std::vector<Shape> BidirectionalImpl::compute_output_shapes(const Shape& s) const {
+  std::vector<Shape> out{compute_output_shape(s)};
+  if (merge_mode_ == "none") out.push_back(out.front());
+  auto f = forward_->compute_output_shapes(s), b = backward_->compute_output_shapes(s);
+  out.insert(out.end(), f.begin() + 1, f.end());
+  out.insert(out.end(), b.begin() + 1, b.end());
   return out;
 }
 

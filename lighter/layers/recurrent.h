@@ -86,6 +86,8 @@ class RecurrentImpl : public LayerImpl {
   }
 
   Shape compute_output_shape(const Shape& input_shape) const override;
+  /// The output's shape, then with return_state one (batch, units) per state.
+  std::vector<Shape> compute_output_shapes(const Shape& input_shape) const override;
   nlohmann::json get_config() const override;
   torch::Tensor regularization_loss() const override;
   bool supports_masking() const override { return true; }
@@ -191,6 +193,7 @@ class BidirectionalImpl : public LayerImpl {
   int64_t num_outputs() const override;
   std::vector<torch::Tensor> forward_all(const torch::Tensor& x, const torch::Tensor& mask) override;
   Shape compute_output_shape(const Shape& input_shape) const override;
+  std::vector<Shape> compute_output_shapes(const Shape& input_shape) const override;
   nlohmann::json get_config() const override;
   torch::Tensor regularization_loss() const override;
   bool supports_masking() const override { return true; }

@@ -3,6 +3,7 @@
 #include "lighter/layers/convolution.h"
 #include "lighter/layers/core_layers.h"
 #include "lighter/layers/embedding.h"
+#include "lighter/layers/merge.h"
 #include "lighter/layers/normalization.h"
 #include "lighter/layers/pooling.h"
 #include "lighter/layers/preprocessing.h"
@@ -80,6 +81,14 @@ Registry<LayerPtr, ConfigReader&>& registry() {
     add<GRUImpl>(reg, "GRU");
     add<BidirectionalImpl>(reg, "Bidirectional");
     add<TimeDistributedImpl>(reg, "TimeDistributed");
+    add<AddImpl>(reg, "Add");
+    add<SubtractImpl>(reg, "Subtract");
+    add<MultiplyImpl>(reg, "Multiply");
+    add<AverageImpl>(reg, "Average");
+    add<MaximumImpl>(reg, "Maximum");
+    add<MinimumImpl>(reg, "Minimum");
+    add<ConcatenateImpl>(reg, "Concatenate");
+    add<DotImpl>(reg, "Dot");
     reg.alias("Convolution1D", "Conv1D", /*listed=*/false);
     reg.alias("Convolution2D", "Conv2D", /*listed=*/false);
     reg.alias("Convolution3D", "Conv3D", /*listed=*/false);

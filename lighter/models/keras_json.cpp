@@ -3,6 +3,7 @@
 #include "lighter/core/error.h"
 #include "lighter/layers/core_layers.h"
 #include "lighter/layers/registry.h"
+#include "lighter/models/functional.h"
 #include "lighter/models/sequential.h"
 
 namespace lighter::models {
@@ -53,19 +54,8 @@ ModelPtr model_from_json(const json& spec, const std::string& path) {
   const json& config = r.raw("config");
   r.finish();
   if (class_name == "Sequential") return sequential_from_json(config, r.path_of("config"));
-  if (class_name == "Functional" || class_name == "Model") {
-    // Name the layers that are missing too, so the message says everything that stands in the way.
-    std::string missing;
-    if (config.is_object() && config.contains("layers") && config["layers"].is_array())
-      for (const auto& l : config["layers"]) {
-        std::string cls = l.is_object() ? l.value("class_name", "") : "";
-        if (!cls.empty() && !layers::registry().contains(cls) && missing.find("'" + cls + "'") == std::string::npos)
-          missing += (missing.empty() ? "" : ", ") + ("'" + cls + "'");
-      }
-    throw ConfigError(r.path_of("class_name"), "Functional models are not supported yet (supported: Sequential)" +
-                                                   (missing.empty() ? std::string() : "; unsupported layers: " + missing));
-  }
-  throw ConfigError(r.path_of("class_name"), "unknown model class '" + class_name + "' (supported: Sequential)");
+  if (class_name == "Functional" || class_name == "Model") return functional_from_json(config, r.path_of("config"));
+  throw ConfigError(r.path_of("class_name"), "unknown model class '" + class_name + "' (supported: Sequential, Functional)");
 }
 
 ModelPtr model_from_file(const std::string& file) {

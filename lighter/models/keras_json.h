@@ -9,7 +9,8 @@
 namespace lighter::models {
 
 /// Builds a model from Keras JSON. `path` prefixes every error (e.g. "model"). Supported: Sequential (config as
-/// {"name", "layers", ...} or Keras 2.2's bare list of layers). Other classes -> ConfigError listing the supported.
+/// {"name", "layers", ...} or Keras 2.2's bare list of layers) and Functional (Keras 2's "Model" too; see
+/// functional_from_json). Other classes -> ConfigError listing the supported.
 ModelPtr model_from_json(const nlohmann::json& spec, const std::string& path = "model");
 
 /// Reads a model file holding Keras JSON (`model.to_json()` output, or a Lighter model.json).

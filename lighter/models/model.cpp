@@ -1,5 +1,6 @@
 #include "lighter/models/model.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -107,24 +108,37 @@ std::string repeat(const std::string& glyph, size_t n) {
 std::string ModelImpl::summary(int line_length) const {
   if (!built())
     throw ShapeError("model '" + name_ + "' is not built yet: give it an input shape (Input or input_shape) or call it");
-  // Keras 3's column split: 45% / 32% / 23% of the line.
-  size_t total = std::max(60, line_length) - 4;
-  size_t w1 = total * 45 / 100, w2 = total * 32 / 100, w3 = total - w1 - w2;
+  // Keras 3's column splits: 45% / 32% / 23% of the line; with the "Connected to" column of graph models
+  // 30% / 30% / 10% / 30% of a wider line.
+  const bool graph = class_name_ != "Sequential";
+  size_t total = std::max(graph ? 100 : 60, line_length) - (graph ? 6 : 4);
+  std::vector<size_t> w = graph ? std::vector<size_t>{total * 30 / 100, total * 30 / 100, total * 10 / 100, 0}
+                                : std::vector<size_t>{total * 45 / 100, total * 32 / 100, 0};
+  w.back() = total;
+  for (size_t i = 0; i + 1 < w.size(); ++i) w.back() -= w[i];
   std::ostringstream out;
   out << "Model: \"" << name_ << "\"\n";
   auto rule = [&](const char* l, const char* h, const char* m, const char* r) {
-    out << l << repeat(h, w1 + 2) << m << repeat(h, w2 + 2) << m << repeat(h, w3 + 2) << r << "\n";
+    out << l;
+    for (size_t i = 0; i < w.size(); ++i) out << repeat(h, w[i] + 2) << (i + 1 < w.size() ? m : r);
+    out << "\n";
+  };
+  auto row = [&](const char* bar, const std::vector<std::string>& cells) {
+    for (size_t i = 0; i < w.size(); ++i) out << bar << " " << cell(cells[i], w[i], i == 2) << " ";
+    out << bar << "\n";
   };
   rule("┏", "━", "┳", "┓");
-  out << "┃ " << cell("Layer (type)", w1) << " ┃ " << cell("Output Shape", w2) << " ┃ " << cell("Param #", w3, true)
-      << " ┃\n";
+  std::vector<std::string> head{"Layer (type)", "Output Shape", "Param #"};
+  if (graph) head.push_back("Connected to");
+  row("┃", head);
   rule("┡", "━", "╇", "┩");
   auto ls = layers();
   for (size_t i = 0; i < ls.size(); ++i) {
     const auto& l = ls[i];
-    out << "│ " << cell(l->layer_name() + " (" + l->class_name() + ")", w1) << " │ "
-        << cell(shape_to_string(l->output_shape()), w2) << " │ " << cell(with_commas(l->count_params().total()), w3, true)
-        << " │\n";
+    std::vector<std::string> cells{l->layer_name() + " (" + l->class_name() + ")", shape_to_string(l->output_shape()),
+                                   with_commas(l->count_params().total())};
+    if (graph) cells.push_back(connections_of(*l));
+    row("│", cells);
     if (i + 1 < ls.size()) rule("├", "─", "┼", "┤");
   }
   rule("└", "─", "┴", "┘");

@@ -92,6 +92,10 @@ class ModelImpl : public torch::nn::Module {
   /// Keras' `model.to_json()` form: {"class_name": "Sequential", "config": {...}}.
   virtual nlohmann::json to_json() const = 0;
 
+  /// For summary()'s "Connected to" column: the inputs of each call of `layer` ("dense[0][0], ..."); empty for
+  /// models without one (Sequential).
+  virtual std::string connections_of(const layers::LayerImpl& layer) const { return {}; }
+
   layers::ParamCount count_params() const;
   /// Keras' summary table (layer and type, output shape, params) ending with the Total/Trainable/Non-trainable lines.
   std::string summary(int line_length = 80) const;

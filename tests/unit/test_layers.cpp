@@ -227,6 +227,8 @@ TEST_CASE("every registered layer round-trips its config", "[layers]") {
     }
     if (name == "Embedding") config = {{"input_dim", 10}, {"output_dim", 4}, {"mask_zero", true}};
     if (name == "LSTM" || name == "GRU" || name == "SimpleRNN") config = {{"units", 3}, {"return_sequences", true}};
+    if (name == "Dot") config = {{"axes", 2}, {"normalize", true}};
+    if (name == "Concatenate") config = {{"axis", 1}};
     if (name == "Bidirectional" || name == "TimeDistributed")
       config = {{"layer", {{"class_name", "LSTM"}, {"config", {{"units", 2}}}}}};
     auto layer = from_json({{"class_name", name}, {"config", config}}, "l");
