@@ -299,3 +299,47 @@ TEST_CASE("Keras Functional JSON: Keras 2 lists and Keras 3 tensors give the sam
   bad["config"]["layers"][1]["inbound_nodes"] = json::parse(R"([[["x", 0, 0, {}], ["x", 0, 0, {}]]])");
   LIGHTER_REQUIRE_THROWS_WITH(L::models::model_from_json(bad, "model"), "takes one input tensor, but this node lists 2");
 }
+
+TEST_CASE("lighter train, evaluate and summary on a Functional model config (iris, Keras 3 JSON)",
+          "[models][functional][cli]") {
+  std::string dir = lighter_test::temp_dir("functional_cli");
+  json c = L::read_json_file(lighter_test::source_path("configs/iris.json"));
+  std::string data = lighter_test::source_path("examples/data/");
+  c["data"]["train"]["path"] = data + "iris_train.csv";
+  c["data"]["test"]["path"] = data + "iris_test.csv";
+  c["fit"]["verbose"] = 0;
+  c["fit"]["epochs"] = 60;
+  c["device"] = "cpu";
+  // Normalised features into two branches (a narrow and a wide one), joined, then the softmax head.
+  auto x = L::keras_input({4}, "measurements");
+  auto norm = L::call(Normalization(), x);
+  auto joined = L::call(Concatenate(), {L::call(Dense(DenseOptions(4).activation("tanh")), norm),
+                                        L::call(Dense(DenseOptions(12).activation("relu")), norm)});
+  L::Functional model({x}, {L::call(Dense(DenseOptions(3).activation("softmax")), joined)}, "iris_branches");
+  c["model"] = model->to_json();
+  std::string cfg = dir + "/iris_functional.json";
+  L::write_file_atomic(cfg, c.dump(2));
+
+  std::string out;
+  int rc = lighter_test::run_cli("train " + cfg + " --output-dir " + dir + "/run", &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  json metrics = L::read_json_file(dir + "/run/metrics.json");
+  REQUIRE(metrics["test"]["accuracy"].get<double>() >= 0.85);
+  rc = lighter_test::run_cli("evaluate " + cfg + " --weights " + dir + "/run", &out);
+  REQUIRE(rc == 0);
+  json eval = json::parse(out.substr(out.find('{')));
+  REQUIRE(eval["accuracy"].get<double>() == Approx(metrics["test"]["accuracy"].get<double>()));
+  rc = lighter_test::run_cli("summary " + dir + "/run/model.json", &out);
+  REQUIRE(rc == 0);
+  REQUIRE(out.find("Connected to") != std::string::npos);
+  REQUIRE(out.find("normalization[0][0]") != std::string::npos);
+
+  // The command trains one input and one output; a two-output graph is refused with a pointer to the C++ API.
+  auto species = L::call(Dense(DenseOptions(3).activation("softmax")), joined);
+  c["model"] = L::Functional({x}, {species, L::call(Dense(1), joined)}, "two_heads")->to_json();
+  L::write_file_atomic(cfg, c.dump(2));
+  rc = lighter_test::run_cli("train " + cfg + " --output-dir " + dir + "/run2", &out);
+  REQUIRE(rc == 1);
+  REQUIRE(out.find("one input and one output; this one has 1 inputs and 2 outputs") != std::string::npos);
+}

@@ -445,3 +445,71 @@ TEST_CASE("recurrent speed: fused kernels, packed sequences and the step loop", 
               << " ms, step loop + mask " << loop_masked << " ms (threads " << at::get_num_threads() << ")");
   }
 }
+
+TEST_CASE("recurrent layers equal torch::nn::LSTM, GRU and RNN on the same weights", "[layers][recurrent]") {
+  torch::manual_seed(21);
+  const int64_t features = 5, units = 7;
+  auto x = torch::randn({3, 6, features});
+  // Copies a layer's weights into a torch module; Keras' single input bias goes to bias_ih (bias_hh stays zero)
+  // except for GRU with reset_after, whose two biases are torch's two.
+  auto load = [](RecurrentImpl& layer, torch::nn::Module& raw) {
+    torch::NoGradGuard g;
+    auto p = raw.named_parameters();
+    p["weight_ih_l0"].copy_(layer.weight_ih);
+    p["weight_hh_l0"].copy_(layer.weight_hh);
+    p["bias_ih_l0"].copy_(layer.bias);
+    if (layer.bias_hh.defined()) p["bias_hh_l0"].copy_(layer.bias_hh);
+    else p["bias_hh_l0"].zero_();
+  };
+  SECTION("LSTM") {
+    LSTM layer(LSTMOptions(units).return_sequences(true).return_state(true));
+    layer->build({-1, 6, features});
+    randomize(*layer);
+    torch::nn::LSTM raw(torch::nn::LSTMOptions(features, units).batch_first(true));
+    load(*layer, *raw);
+    auto ours = layer->forward_all(x, {});
+    auto theirs = raw->forward(x);
+    REQUIRE(lighter_test::max_abs_diff(ours[0], std::get<0>(theirs)) < 1e-5);
+    REQUIRE(lighter_test::max_abs_diff(ours[1], std::get<0>(std::get<1>(theirs))[0]) < 1e-5);
+    REQUIRE(lighter_test::max_abs_diff(ours[2], std::get<1>(std::get<1>(theirs))[0]) < 1e-5);
+  }
+  SECTION("GRU (reset_after, Keras 3's default)") {
+    GRU layer(GRUOptions(units).return_sequences(true).return_state(true));
+    layer->build({-1, 6, features});
+    randomize(*layer);
+    torch::nn::GRU raw(torch::nn::GRUOptions(features, units).batch_first(true));
+    load(*layer, *raw);
+    auto ours = layer->forward_all(x, {});
+    auto theirs = raw->forward(x);
+    REQUIRE(lighter_test::max_abs_diff(ours[0], std::get<0>(theirs)) < 1e-5);
+    REQUIRE(lighter_test::max_abs_diff(ours[1], std::get<1>(theirs)[0]) < 1e-5);
+  }
+  SECTION("SimpleRNN (tanh) and relu") {
+    for (const char* act : {"tanh", "relu"}) {
+      INFO(act);
+      SimpleRNN layer(SimpleRNNOptions(units).activation(act).return_sequences(true));
+      layer->build({-1, 6, features});
+      randomize(*layer);
+      torch::nn::RNN raw(torch::nn::RNNOptions(features, units).batch_first(true).nonlinearity(
+          std::string(act) == "tanh" ? torch::nn::RNNOptions::nonlinearity_t(torch::kTanh)
+                                     : torch::nn::RNNOptions::nonlinearity_t(torch::kReLU)));
+      load(*layer, *raw);
+      REQUIRE(lighter_test::max_abs_diff(layer->forward(x), std::get<0>(raw->forward(x))) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("Embedding refuses token ids outside [0, input_dim) with the id", "[layers][recurrent]") {
+  Embedding emb(EmbeddingOptions(10, 3).name("tokens"));
+  emb->build({-1, 4});
+  REQUIRE(emb->forward(torch::tensor({{0, 9, 3, 1}}, torch::kLong)).sizes() == torch::IntArrayRef({1, 4, 3}));
+  LIGHTER_REQUIRE_THROWS_WITH(emb->forward(torch::tensor({{0, 10, 3, 1}}, torch::kLong)),
+                              "layer 'tokens' (Embedding): token ids must be in [0, input_dim) = [0, 10), got 10");
+  LIGHTER_REQUIRE_THROWS_WITH(emb->forward(torch::tensor({{-1, 2}}, torch::kLong)), "got -1");
+  // Through a model and its trainer, the same message reaches the caller.
+  L::Sequential model({Input({4}), Embedding(EmbeddingOptions(10, 3)), GlobalAveragePooling1D(), Dense(2)});
+  model->compile(L::optimizers::sgd(0.1), "sparse_categorical_crossentropy");
+  LIGHTER_REQUIRE_THROWS_WITH(model->fit(torch::full({2, 4}, 12, torch::kLong), torch::zeros({2}, torch::kLong),
+                                         L::FitOptions().epochs(1).verbose(0)),
+                              "token ids must be in [0, input_dim) = [0, 10), got 12");
+}
