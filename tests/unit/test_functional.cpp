@@ -1,5 +1,8 @@
 #include "lighter_test.h"
 
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 // Functional models: graphs of layer calls built from C++ and from Keras' Functional JSON (Keras 2 and 3 node
 // formats), merge layers, masks along the graph, several outputs with their own losses, and the errors of bad
 // graphs.
@@ -342,4 +345,29 @@ TEST_CASE("lighter train, evaluate and summary on a Functional model config (iri
   rc = lighter_test::run_cli("train " + cfg + " --output-dir " + dir + "/run2", &out);
   REQUIRE(rc == 1);
   REQUIRE(out.find("one input and one output; this one has 1 inputs and 2 outputs") != std::string::npos);
+}
+
+TEST_CASE("a mask reaching a layer that cannot take it is dropped with one warning naming the layer",
+          "[models][functional][masking]") {
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
+  L::logger()->sinks().push_back(sink);
+  struct Detach {
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> s;
+    ~Detach() {
+      auto& sinks = L::logger()->sinks();
+      sinks.erase(std::remove(sinks.begin(), sinks.end(), s), sinks.end());
+    }
+  } detach{sink};
+  auto tokens = L::keras_input({4}, "tokens", "int64");
+  auto flat = L::call(Flatten(FlattenOptions().name("flat")), L::call(Embedding(EmbeddingOptions(10, 2).mask_zero(true)), tokens));
+  L::Functional model({tokens}, {L::call(Dense(1), flat)});
+  auto ids = torch::tensor({{1, 2, 0, 0}, {3, 0, 0, 0}}, torch::kLong);
+  auto out = model->call({ids});
+  REQUIRE(out.values[0].sizes() == torch::IntArrayRef({2, 1}));
+  REQUIRE_FALSE(out.masks[0].defined());
+  model->call({ids});
+  int warnings = 0;
+  for (const auto& line : sink->last_formatted())
+    warnings += line.find("layer 'flat' (Flatten) does not support masking; the mask of its input is dropped") != std::string::npos;
+  REQUIRE(warnings == 1);
 }
