@@ -76,9 +76,10 @@ void langid(const std::string& dir) {
                                       "Nie mój cyrk, nie moje małpy.", "Kdo jinému jámu kopá, sám do ní padá.",
                                       "Тише едешь — дальше будешь."};
   torch::Tensor guess = model->predict(vectorizer.encode(samples)).argmax(1);
-  for (size_t i = 0; i < samples.size(); ++i)
-    std::printf("langid    %s  <- %s\n", train.classes[static_cast<size_t>(guess[static_cast<int64_t>(i)].item<int64_t>())].c_str(),
-                samples[i].c_str());
+  for (size_t i = 0; i < samples.size(); ++i) {
+    auto language = guess[static_cast<int64_t>(i)].item<int64_t>();
+    std::printf("langid    %s  <- %s\n", train.classes[static_cast<size_t>(language)].c_str(), samples[i].c_str());
+  }
 }
 
 // ---- temperature forecasting ------------------------------------------------------------------------------------
@@ -143,8 +144,8 @@ void forecast(const std::string& dir) {
   auto stop = std::make_shared<L::callbacks::EarlyStopping>(
       L::callbacks::EarlyStoppingOptions().monitor("val_loss").patience(5).restore_best_weights(true));
   auto start = std::chrono::steady_clock::now();
-  model->fit(train.x, train.y,
-             L::FitOptions().epochs(30).batch_size(64).validation_data(std::make_pair(val.x, val.y)).callbacks({stop}).verbose(2));
+  auto fit = L::FitOptions().epochs(30).batch_size(64).validation_data(std::make_pair(val.x, val.y));
+  model->fit(train.x, train.y, fit.callbacks({stop}).verbose(2));
   std::printf("forecast: trained in %.1f s\n", seconds_since(start));
 
   torch::Tensor predicted = test.last + model->predict(test.x, 256).squeeze(1).to(torch::kDouble) * delta_std;
@@ -157,6 +158,7 @@ void forecast(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // keep our lines in order with the training log (stderr) in a file
   std::string which = argc > 1 ? argv[1] : "all";
   const char* env = std::getenv("LIGHTER_DATA_DIR");
   std::string dir = argc > 2 ? argv[2] : (env && *env ? env : "data");
