@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Lighter needs on Debian bookworm (or newer): LibTorch, nlohmann-json, spdlog, Catch2, a compiler and
 # CMake, and OpenBLAS built for OpenMP (without it LibTorch falls back to the reference BLAS, ~13x slower here).
-# Idempotent: returns at once when everything is present.
+# Then fetches the RNN examples' data (scripts/rnn_datasets.sh). Idempotent: returns at once when everything is present.
 set -euo pipefail
 
 packages=(build-essential cmake libtorch-dev nlohmann-json3-dev libspdlog-dev catch2 libopenblas0-openmp zlib1g-dev
@@ -10,13 +10,14 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: done"
 fi
-echo "setup: installing ${missing[*]}"
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+# The RNN examples' and tests' data (data/ or $LIGHTER_DATA_DIR, not committed); instant when it is there.
+"$(dirname "$0")/rnn_datasets.sh"

@@ -593,8 +593,12 @@ std::shared_ptr<BidirectionalImpl> BidirectionalImpl::from_config(ConfigReader& 
   LayerArgs a = detail::read_layer_args(r);
   LayerPtr inner = from_json(r.raw("layer"), r.path_of("layer"));
   BidirectionalOptions o(inner);
+  // Absent: Keras' default "concat"; an explicit null is Keras' None (the two outputs as a list).
+  const bool given = r.object().contains("merge_mode");
   const json& mode = r.raw_or_null("merge_mode");
-  if (mode.is_null()) {
+  if (!given) {
+    o.merge_mode("concat");
+  } else if (mode.is_null()) {
     o.merge_mode("none");
   } else if (mode.is_string()) {
     o.merge_mode(mode.get<std::string>());

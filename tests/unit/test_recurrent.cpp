@@ -376,6 +376,15 @@ TEST_CASE("sequence layers round-trip through their configs", "[layers][recurren
   REQUIRE(l->count_params().total() == 4 * 8 * (3 + 8 + 1));
   k2["config"]["time_major"] = true;
   LIGHTER_REQUIRE_THROWS_WITH(from_json(k2, "layer"), "layer.config.time_major");
+
+  // Bidirectional's merge_mode: left out is Keras' default "concat" (one output); null is Keras' None (two).
+  json bi = {{"class_name", "Bidirectional"},
+             {"config", {{"layer", {{"class_name", "GRU"}, {"config", {{"units", 3}}}}}}}};
+  auto concat = from_json(bi, "layer");
+  REQUIRE(concat->num_outputs() == 1);
+  REQUIRE(to_json(*concat)["config"]["merge_mode"] == "concat");
+  bi["config"]["merge_mode"] = nullptr;
+  REQUIRE(from_json(bi, "layer")->num_outputs() == 2);
 }
 
 TEST_CASE("stateful recurrent layers carry their states between batches", "[layers][recurrent]") {
