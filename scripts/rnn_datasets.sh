@@ -59,10 +59,15 @@ mkdir -p "$out"
 
 # fetch PACKAGE: downloads PACKAGE's .deb into the temp folder and unpacks it into $tmp/x/PACKAGE.
 fetch() {
-  (cd "$tmp" && apt-get download "$1" >/dev/null 2>&1) || {
-    echo "rnn_datasets.sh: 'apt-get download $1' failed (is the Debian archive reachable?)" >&2
-    exit 1
-  }
+  if ! (cd "$tmp" && apt-get download "$1" >/dev/null 2>&1); then
+    # A machine whose package lists were never fetched knows no .deb to download: update them once and retry.
+    if [ "$(id -u)" -eq 0 ]; then apt-get update -qq >/dev/null 2>&1 || true
+    elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq >/dev/null 2>&1 || true; fi
+    (cd "$tmp" && apt-get download "$1" >/dev/null 2>&1) || {
+      echo "rnn_datasets.sh: 'apt-get download $1' failed (is the Debian archive reachable?)" >&2
+      exit 1
+    }
+  fi
   mkdir -p "$tmp/x/$1"
   dpkg-deb -x "$(ls "$tmp/$1"_*.deb)" "$tmp/x/$1"
 }
