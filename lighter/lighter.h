@@ -7,6 +7,7 @@
 #include "lighter/core/registry.h"
 #include "lighter/core/shape.h"
 #include "lighter/layers/activations.h"
+#include "lighter/layers/attention.h"
 #include "lighter/layers/convolution.h"
 #include "lighter/layers/core_layers.h"
 #include "lighter/layers/embedding.h"

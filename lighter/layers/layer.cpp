@@ -53,6 +53,7 @@ void LayerImpl::build_list(const std::vector<Shape>& shapes) {
   output_shape_ = compute_output_shape_list(shapes);
   input_shapes_ = shapes;
   input_shape_ = shapes.empty() ? Shape{} : shapes.front();
+  build_list_impl(shapes);
   built_ = true;
   if (!args_.trainable) set_trainable(false);
 }

@@ -95,6 +95,9 @@ class LayerImpl : public torch::nn::Module {
   virtual bool takes_list() const { return false; }
   /// Builds a list-taking layer for the shapes of its inputs (batch axes included); checks them.
   void build_list(const std::vector<Shape>& input_shapes);
+  /// How Keras 3 writes a list call: one list argument (merge layers, false) or one positional argument per tensor
+  /// (attention's query, value, key: true).
+  virtual bool list_call_positional() const { return false; }
   /// The input shapes a list-taking layer was built for.
   const std::vector<Shape>& input_shapes() const { return input_shapes_; }
   /// The output shape for a list of input shapes (ShapeError naming the layer when they do not fit together).
@@ -141,6 +144,8 @@ class LayerImpl : public torch::nn::Module {
  protected:
   /// Creates weights; `input_shape` has the batch axis.
   virtual void build_impl(const Shape& input_shape) {}
+  /// Creates the weights of a list-taking layer for its input shapes.
+  virtual void build_list_impl(const std::vector<Shape>& input_shapes) {}
   /// Registers a weight held as a buffer (non-trainable, counted by count_params and saved).
   torch::Tensor register_weight_buffer(const std::string& name, torch::Tensor tensor);
   /// Elements of the weights held as buffers, here and in sub-layers.

@@ -1,5 +1,6 @@
 #include "lighter/layers/registry.h"
 
+#include "lighter/layers/attention.h"
 #include "lighter/layers/convolution.h"
 #include "lighter/layers/core_layers.h"
 #include "lighter/layers/embedding.h"
@@ -89,6 +90,7 @@ Registry<LayerPtr, ConfigReader&>& registry() {
     add<MinimumImpl>(reg, "Minimum");
     add<ConcatenateImpl>(reg, "Concatenate");
     add<DotImpl>(reg, "Dot");
+    add<MultiHeadAttentionImpl>(reg, "MultiHeadAttention");
     reg.alias("Convolution1D", "Conv1D", /*listed=*/false);
     reg.alias("Convolution2D", "Conv2D", /*listed=*/false);
     reg.alias("Convolution3D", "Conv3D", /*listed=*/false);

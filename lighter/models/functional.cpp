@@ -411,7 +411,9 @@ nlohmann::json FunctionalImpl::to_json() const {
     if (s.node->is_input) continue;
     nlohmann::json args = nlohmann::json::array(), kwargs = nlohmann::json::object();
     const size_t main_args = s.args.size() - s.node->num_states;
-    if (s.node->list_call) {
+    if (s.node->list_call && s.node->layer->list_call_positional()) {
+      for (size_t i = 0; i < main_args; ++i) args.push_back(keras_tensor(s.args[i]));
+    } else if (s.node->list_call) {
       nlohmann::json tensors = nlohmann::json::array();
       for (size_t i = 0; i < main_args; ++i) tensors.push_back(keras_tensor(s.args[i]));
       args.push_back(tensors);
@@ -460,6 +462,7 @@ struct JsonRef {
 struct JsonNode {
   std::vector<JsonRef> args;    // the tensor(s) it is called on
   std::vector<JsonRef> states;  // initial_state
+  std::vector<JsonRef> value_kw, key_kw;  // attention's value and key passed by name
   bool list = false;            // called on a list
   std::string path;
 };
@@ -510,6 +513,19 @@ void read_kwargs(const json& kwargs, const std::string& path, JsonNode& node, bo
     const std::string kpath = join_path(path, key);
     const json& v = it.value();
     if (key == "training") continue;  // Lighter follows the model's train/eval mode
+    // Attention's explicit masks and flags: null or false are what Keras writes when they are not used.
+    if (key == "query_mask" || key == "value_mask" || key == "key_mask" || key == "attention_mask" ||
+        key == "use_causal_mask" || key == "return_attention_scores") {
+      if (!(v.is_null() || v == false))
+        throw ConfigError(kpath, "'" + key + "' in a call is not supported yet" +
+                                     (key == "use_causal_mask" ? "; set use_causal_mask in the layer's config" : ""));
+      continue;
+    }
+    if ((key == "key" || key == "value") && !v.is_null()) {
+      // MultiHeadAttention's value and key given by name (Keras 2 writes value so): they follow the query.
+      (key == "key" ? node.key_kw : node.value_kw).push_back(keras3 ? ref_from_keras_tensor(v, kpath) : ref_from_list(v, kpath));
+      continue;
+    }
     if (key == "mask") {
       if (!v.is_null())
         throw ConfigError(kpath, "explicit masks in a call are not supported; masks flow from Embedding(mask_zero) "
@@ -522,7 +538,7 @@ void read_kwargs(const json& kwargs, const std::string& path, JsonNode& node, bo
         node.states.push_back(keras3 ? ref_from_keras_tensor(v[i], join_path(kpath, i)) : ref_from_list(v[i], join_path(kpath, i)));
       continue;
     }
-    throw ConfigError(kpath, "call argument '" + key + "' is not supported (supported: initial_state, mask, training)");
+    throw ConfigError(kpath, "call argument '" + key + "' is not supported (supported: initial_state, key, mask, training)");
   }
 }
 
@@ -535,12 +551,17 @@ JsonNode node_from_json(const json& v, const std::string& path, const layers::La
     const json& args = r.raw("args");
     if (!args.is_array() || args.empty())
       throw ConfigError(r.path_of("args"), "expected a list holding the call's input, got " + describe(args));
-    if (args.size() > 1)
-      throw ConfigError(join_path(r.path_of("args"), 1), "a layer call with more than one positional argument is not "
-                                                         "supported");
     const json& first = args[0];
     std::string apath = join_path(r.path_of("args"), 0);
-    if (first.is_array()) {
+    if (args.size() > 1) {
+      // Several positional tensors (MultiHeadAttention's query, value[, key]) make the layer's list.
+      if (!layer.takes_list())
+        throw ConfigError(join_path(r.path_of("args"), 1), who(layer) + " takes one input tensor, got " +
+                                                               std::to_string(args.size()) + " positional arguments");
+      node.list = true;
+      for (size_t i = 0; i < args.size(); ++i)
+        node.args.push_back(ref_from_keras_tensor(args[i], join_path(r.path_of("args"), i)));
+    } else if (first.is_array()) {
       node.list = true;
       for (size_t i = 0; i < first.size(); ++i) node.args.push_back(ref_from_keras_tensor(first[i], join_path(apath, i)));
     } else {
@@ -569,6 +590,12 @@ JsonNode node_from_json(const json& v, const std::string& path, const layers::La
     }
   } else {
     throw ConfigError(path, "expected a node (a Keras 3 object or a Keras 2 list), got " + describe(v));
+  }
+  if (!node.value_kw.empty() || !node.key_kw.empty()) {
+    if (!layer.takes_list()) throw ConfigError(path, who(layer) + " takes no value or key argument");
+    node.list = true;
+    node.args.insert(node.args.end(), node.value_kw.begin(), node.value_kw.end());
+    node.args.insert(node.args.end(), node.key_kw.begin(), node.key_kw.end());
   }
   if (!node.list && node.args.size() != 1) throw ConfigError(path, who(layer) + " takes one input tensor");
   if (node.list && !layer.takes_list())

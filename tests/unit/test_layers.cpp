@@ -229,6 +229,7 @@ TEST_CASE("every registered layer round-trips its config", "[layers]") {
     if (name == "LSTM" || name == "GRU" || name == "SimpleRNN") config = {{"units", 3}, {"return_sequences", true}};
     if (name == "Dot") config = {{"axes", 2}, {"normalize", true}};
     if (name == "Concatenate") config = {{"axis", 1}};
+    if (name == "MultiHeadAttention") config = {{"num_heads", 2}, {"key_dim", 3}, {"value_dim", 4}, {"dropout", 0.1}};
     if (name == "Bidirectional" || name == "TimeDistributed")
       config = {{"layer", {{"class_name", "LSTM"}, {"config", {{"units", 2}}}}}};
     auto layer = from_json({{"class_name", name}, {"config", config}}, "l");

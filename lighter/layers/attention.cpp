@@ -1,0 +1,226 @@
+#include "lighter/layers/attention.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include "lighter/layers/config_helpers.h"
+#include "lighter/layers/initializers.h"
+#include "lighter/layers/regularizers.h"
+
+namespace lighter::layers {
+
+using detail::layer_label;
+
+MultiHeadAttentionImpl::MultiHeadAttentionImpl(const MultiHeadAttentionOptions& o)
+    : LayerImpl("MultiHeadAttention", o.layer_args()), options_(o) {
+  if (o.num_heads() <= 0) throw ConfigError("num_heads", "expected a positive integer, got " + std::to_string(o.num_heads()));
+  if (o.key_dim() <= 0) throw ConfigError("key_dim", "expected a positive integer, got " + std::to_string(o.key_dim()));
+  if (o.value_dim() == 0 || o.value_dim() < -1)
+    throw ConfigError("value_dim", "expected a positive integer or null, got " + std::to_string(o.value_dim()));
+  if (o.output_shape() == 0 || o.output_shape() < -1)
+    throw ConfigError("output_shape", "expected a positive integer or null, got " + std::to_string(o.output_shape()));
+  if (!(o.dropout() >= 0 && o.dropout() < 1))
+    throw ConfigError("dropout", "expected a number in [0, 1), got " + std::to_string(o.dropout()));
+  options_.kernel_initializer(initializers::normalize(o.kernel_initializer(), "kernel_initializer"));
+  options_.bias_initializer(initializers::normalize(o.bias_initializer(), "bias_initializer"));
+  options_.kernel_regularizer(regularizers::normalize(o.kernel_regularizer(), "kernel_regularizer"));
+  options_.bias_regularizer(regularizers::normalize(o.bias_regularizer(), "bias_regularizer"));
+  if (args_.batch_input_shape) build(*args_.batch_input_shape);
+}
+
+namespace {
+void expect_sequence(const LayerImpl& l, const Shape& s, const char* what) {
+  if (s.size() != 3)
+    throw ShapeError(layer_label(l) + " expects " + what + " of shape (batch, steps, features), got " + shape_to_string(s));
+  if (s[2] < 0) throw ShapeError(layer_label(l) + " needs a known feature dimension for its " + what + ", got " + shape_to_string(s));
+}
+}  // namespace
+
+Shape MultiHeadAttentionImpl::compute_output_shape(const Shape& s) const { return compute_output_shape_list({s, s}); }
+
+Shape MultiHeadAttentionImpl::compute_output_shape_list(const std::vector<Shape>& shapes) const {
+  if (shapes.size() < 2 || shapes.size() > 3)
+    throw ShapeError(layer_label(*this) + " must be called on [query, value] or [query, value, key], got a list of " +
+                     std::to_string(shapes.size()));
+  expect_sequence(*this, shapes[0], "query");
+  expect_sequence(*this, shapes[1], "value");
+  const Shape& key = shapes.size() == 3 ? shapes[2] : shapes[1];
+  expect_sequence(*this, key, "key");
+  if (key[1] >= 0 && shapes[1][1] >= 0 && key[1] != shapes[1][1])
+    throw ShapeError(layer_label(*this) + ": key and value must have the same number of steps, got " +
+                     shape_to_string(key) + " and " + shape_to_string(shapes[1]));
+  Shape out = shapes[0];
+  if (options_.output_shape() > 0) out[2] = options_.output_shape();
+  return out;
+}
+
+void MultiHeadAttentionImpl::build_impl(const Shape& s) { build_for(s, s, s); }
+
+void MultiHeadAttentionImpl::build_list_impl(const std::vector<Shape>& shapes) {
+  build_for(shapes[0], shapes[1], shapes.size() == 3 ? shapes[2] : shapes[1]);
+}
+
+void MultiHeadAttentionImpl::build_for(const Shape& query, const Shape& value, const Shape& key) {
+  const int64_t h = options_.num_heads(), kd = options_.key_dim(), vd = value_dim();
+  const int64_t out = options_.output_shape() > 0 ? options_.output_shape() : query[2];
+  auto dense = [&](const std::string& name, int64_t units, int64_t in, int64_t fan_in, int64_t fan_out) {
+    Dense d(DenseOptions(units)
+                .use_bias(options_.use_bias())
+                .bias_initializer(options_.bias_initializer())
+                .kernel_regularizer(options_.kernel_regularizer())
+                .bias_regularizer(options_.bias_regularizer())
+                .name(name));
+    d->build({-1, -1, in});
+    // Keras' projections are EinsumDense kernels ([in, H, dim] and [H, dim, out]), whose fans count the leading
+    // axis as a receptive field.
+    initializers::apply(d->weight, options_.kernel_initializer(), fan_in, fan_out);
+    return register_module(name, d);
+  };
+  query_dense = dense("query", h * kd, query[2], h * query[2], kd * query[2]);
+  key_dense = dense("key", h * kd, key[2], h * key[2], kd * key[2]);
+  value_dense = dense("value", h * vd, value[2], h * value[2], vd * value[2]);
+  output_dense = dense("attention_output", out, h * vd, vd * h, out * h);
+}
+
+std::vector<torch::Tensor> MultiHeadAttentionImpl::attend(const torch::Tensor& query, const torch::Tensor& value,
+                                                          const torch::Tensor& key, const torch::Tensor& query_mask,
+                                                          const torch::Tensor& value_mask, const torch::Tensor& key_mask,
+                                                          const torch::Tensor& attention_mask, bool return_scores) {
+  if (!built_) {
+    auto shape = [](const torch::Tensor& t) {
+      Shape s(t.sizes().begin(), t.sizes().end());
+      s[0] = -1;
+      if (s.size() > 1) s[1] = -1;
+      return s;
+    };
+    build_list({shape(query), shape(value), shape(key)});
+  }
+  TORCH_CHECK(query.dim() == 3 && value.dim() == 3 && key.dim() == 3, layer_label(*this),
+              " expects (batch, steps, features) inputs");
+  const int64_t n = query.size(0), t = query.size(1), s = value.size(1);
+  const int64_t h = options_.num_heads(), kd = options_.key_dim(), vd = value_dim();
+  TORCH_CHECK(key.size(1) == s, layer_label(*this), ": key and value must have the same number of steps");
+  // (N, steps, H·dim) -> (N, H, steps, dim)
+  auto heads = [&](const torch::Tensor& x, int64_t dim) { return x.view({n, x.size(1), h, dim}).transpose(1, 2); };
+  torch::Tensor q = heads(query_dense->forward(query), kd);
+  torch::Tensor k = heads(key_dense->forward(key), kd);
+  torch::Tensor v = heads(value_dense->forward(value), vd);
+
+  // Keras' _compute_attention_mask: query mask on rows, value (and key) mask on columns, the causal triangle (query
+  // step i sees value steps j <= i, as Keras' cumsum comparison), and
+  // the explicit mask, all and-ed; (N or 1, T, S) bool.
+  torch::Tensor mask;
+  auto combine = [&](const torch::Tensor& m) { mask = mask.defined() ? mask.logical_and(m) : m; };
+  if (query_mask.defined()) combine(query_mask.to(torch::kBool).unsqueeze(2));
+  if (value_mask.defined()) combine(value_mask.to(torch::kBool).unsqueeze(1));
+  if (key_mask.defined()) combine(key_mask.to(torch::kBool).unsqueeze(1));
+  if (options_.use_causal_mask())
+    combine(torch::ones({t, s}, query.options().dtype(torch::kBool)).tril().unsqueeze(0));
+  if (attention_mask.defined()) combine(attention_mask.to(torch::kBool));
+  // Keras adds a large negative number where the mask is false (uniform weights for a fully masked row); the same
+  // additive bias keeps ATen's fused kernels free of NaN rows.
+  torch::Tensor bias;
+  if (mask.defined()) {
+    const double large_negative = query.scalar_type() == torch::kHalf ? -65500.0 : -1e9;
+    bias = torch::zeros(mask.sizes(), q.options()).masked_fill(mask.logical_not(), large_negative).unsqueeze(1);
+  }
+  const double p = is_training() ? options_.dropout() : 0.0;
+  torch::Tensor context, probs;
+#if TORCH_VERSION_MAJOR >= 2
+  if (!return_scores) {
+    context = at::scaled_dot_product_attention(q, k, v, bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt, p,
+                                               false);
+  }
+#endif
+  if (!context.defined()) {
+    torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(kd));
+    if (bias.defined()) scores = scores + bias;
+    probs = torch::softmax(scores, -1);
+    torch::Tensor dropped = p > 0 ? torch::dropout(probs, p, true) : probs;
+    context = torch::matmul(dropped, v);
+  }
+  // (N, H, T, vd) -> (N, T, H·vd) -> output projection.
+  torch::Tensor out = output_dense->forward(context.transpose(1, 2).reshape({n, t, h * vd}));
+  return return_scores ? std::vector<torch::Tensor>{out, probs} : std::vector<torch::Tensor>{out};
+}
+
+torch::Tensor MultiHeadAttentionImpl::forward_list(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ms) {
+  if (xs.size() < 2 || xs.size() > 3)
+    throw ShapeError(layer_label(*this) + " must be called on [query, value] or [query, value, key], got a list of " +
+                     std::to_string(xs.size()));
+  auto mask = [&](size_t i) { return i < ms.size() ? ms[i] : torch::Tensor(); };
+  const torch::Tensor& key = xs.size() == 3 ? xs[2] : xs[1];
+  const torch::Tensor key_mask = xs.size() == 3 ? mask(2) : torch::Tensor();
+  return attend(xs[0], xs[1], key, mask(0), mask(1), key_mask).front();
+}
+
+torch::Tensor MultiHeadAttentionImpl::compute_mask_list(const std::vector<torch::Tensor>&,
+                                                        const std::vector<torch::Tensor>& masks) const {
+  return masks.empty() ? torch::Tensor() : masks.front();
+}
+
+torch::Tensor MultiHeadAttentionImpl::regularization_loss() const {
+  torch::Tensor total;
+  for (const auto& d : {query_dense, key_dense, value_dense, output_dense}) {
+    if (d.is_empty()) continue;
+    auto r = d->regularization_loss();
+    if (r.defined()) total = total.defined() ? total + r : r;
+  }
+  return total;
+}
+
+nlohmann::json MultiHeadAttentionImpl::get_config() const {
+  auto c = LayerImpl::get_config();
+  c["num_heads"] = options_.num_heads();
+  c["key_dim"] = options_.key_dim();
+  c["value_dim"] = value_dim();
+  c["dropout"] = options_.dropout();
+  c["use_bias"] = options_.use_bias();
+  c["output_shape"] = options_.output_shape() > 0 ? nlohmann::json(options_.output_shape()) : nlohmann::json(nullptr);
+  c["attention_axes"] = nullptr;
+  c["use_causal_mask"] = options_.use_causal_mask();
+  c["kernel_initializer"] = options_.kernel_initializer();
+  c["bias_initializer"] = options_.bias_initializer();
+  c["kernel_regularizer"] = options_.kernel_regularizer();
+  c["bias_regularizer"] = options_.bias_regularizer();
+  return c;
+}
+
+std::shared_ptr<MultiHeadAttentionImpl> MultiHeadAttentionImpl::from_config(ConfigReader& r) {
+  LayerArgs a = detail::read_layer_args(r);
+  MultiHeadAttentionOptions o(r.positive_int("num_heads"), r.positive_int("key_dim"));
+  if (r.has("value_dim")) o.value_dim(r.positive_int("value_dim"));
+  o.dropout(r.fraction("dropout", 0.0));
+  o.use_bias(r.get<bool>("use_bias", true));
+  const auto& out = r.raw_or_null("output_shape");
+  if (!out.is_null()) {
+    // Keras takes an integer or a one-element shape for the last axis.
+    if (out.is_number_integer() && out.get<int64_t>() > 0) o.output_shape(out.get<int64_t>());
+    else if (out.is_array() && out.size() == 1 && out[0].is_number_integer() && out[0].get<int64_t>() > 0)
+      o.output_shape(out[0].get<int64_t>());
+    else throw ConfigError(r.path_of("output_shape"), "expected a positive integer or null, got " + describe(out));
+  }
+  // Rank-3 inputs attend over axis 1, which is all Lighter supports: null, 1 or [1].
+  const auto& axes = r.raw_or_null("attention_axes");
+  bool axis_one = axes.is_null() || (axes.is_number_integer() && axes.get<int64_t>() == 1) ||
+                  (axes.is_array() && axes.size() == 1 && axes[0].is_number_integer() && axes[0].get<int64_t>() == 1);
+  if (!axis_one)
+    throw ConfigError(r.path_of("attention_axes"), "only attention over the steps axis (null or [1]) is supported, got " +
+                                                       describe(axes));
+  o.use_causal_mask(r.get<bool>("use_causal_mask", false));
+  if (r.get<bool>("use_gate", false)) throw ConfigError(r.path_of("use_gate"), "gated attention is not supported yet");
+  o.kernel_initializer(initializers::normalize(r.get<json>("kernel_initializer", "glorot_uniform"), r.path_of("kernel_initializer")));
+  o.bias_initializer(initializers::normalize(r.get<json>("bias_initializer", "zeros"), r.path_of("bias_initializer")));
+  o.kernel_regularizer(regularizers::normalize(r.get<json>("kernel_regularizer", nullptr), r.path_of("kernel_regularizer")));
+  o.bias_regularizer(regularizers::normalize(r.get<json>("bias_regularizer", nullptr), r.path_of("bias_regularizer")));
+  for (const char* k : {"activity_regularizer", "kernel_constraint", "bias_constraint"}) r.require_null(k);
+  if (r.has("seed")) r.get<int64_t>("seed");  // Keras' dropout seed: Lighter's dropout follows the global seed
+  r.ignore({"seed"});
+  o.name(a.name).trainable(a.trainable);
+  if (a.batch_input_shape) o.input_shape(Shape(a.batch_input_shape->begin() + 1, a.batch_input_shape->end()));
+  return detail::construct_at<MultiHeadAttentionImpl>(r, o);
+}
+
+}  // namespace lighter::layers
