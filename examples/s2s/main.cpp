@@ -118,6 +118,7 @@ void run(const Args& a) {
   auto train = s2s::encode(split.train), validation = s2s::encode(split.validation);
   auto m = s2s::build_model(s2s::ModelOptions().cell(a.cell).units(a.units).embedding_dim(a.embedding));
   std::fputs(m.model->summary().c_str(), stdout);
+  std::fflush(stdout);  // before fit's log lines, which go to stderr
   m.model->compile(L::optimizers::adam(a.learning_rate), "sparse_categorical_crossentropy", {"accuracy"});
   auto start = std::chrono::steady_clock::now();
   // Teacher forcing: the decoder reads the true previous phoneme (the start token first). Loss and accuracy

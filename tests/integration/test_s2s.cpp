@@ -49,7 +49,7 @@ TEST_CASE("s2s: greedy decoding with carried states equals the Functional model 
       auto m = s2s::build_model(s2s::ModelOptions().cell(cell).units(24).embedding_dim(12));
       m.model->compile(L::optimizers::adam(1e-2), "sparse_categorical_crossentropy", {"accuracy"});
       m.model->fit({train.source, train.decoder_input}, {train.decoder_target},
-                   L::FitOptions().epochs(3).batch_size(32).verbose(0));
+                   L::FitOptions().epochs(8).batch_size(32).verbose(0));
 
       auto words = s2s::words_of(toy_pairs(40));
       auto source = s2s::encode_words(words);  // right-padded to the longest word
@@ -138,18 +138,18 @@ TEST_CASE("s2s: a small encoder-decoder trained on CMUdict beats the nearest-spe
   L::seed_everything(11);
   auto pairs = s2s::load_cmudict(path, 12);
   REQUIRE(pairs.size() > 100000);
-  auto split = s2s::split_pairs(pairs, 4000, 500, 1000, 1);
+  auto split = s2s::split_pairs(pairs, 8000, 500, 1000, 1);
   // Held out by word: no test word is a training word.
   std::set<std::string> seen;
   for (const auto& p : split.train) seen.insert(p.word);
   for (const auto& p : split.test) REQUIRE(seen.count(p.word) == 0);
 
   auto train = s2s::encode(split.train), validation = s2s::encode(split.validation);
-  auto m = s2s::build_model(s2s::ModelOptions().cell("lstm").units(96).embedding_dim(32));
+  auto m = s2s::build_model(s2s::ModelOptions().cell("lstm").units(128).embedding_dim(64));
   m.model->compile(L::optimizers::adam(3e-3), "sparse_categorical_crossentropy", {"accuracy"});
   auto history = m.model->fit(
       {train.source, train.decoder_input}, {train.decoder_target},
-      L::FitOptions().epochs(12).batch_size(32).verbose(0).validation_data(
+      L::FitOptions().epochs(10).batch_size(32).verbose(0).validation_data(
           L::training::ValidationData({validation.source, validation.decoder_input}, {validation.decoder_target})));
   auto words = s2s::words_of(split.test);
   auto model_scores = s2s::score(split.test, s2s::greedy_decode(m, words));
@@ -159,7 +159,7 @@ TEST_CASE("s2s: a small encoder-decoder trained on CMUdict beats the nearest-spe
                                << "; baseline: word accuracy " << baseline_scores.word_accuracy << ", PER "
                                << baseline_scores.phoneme_error_rate << "; val_accuracy "
                                << history.history["val_accuracy"].back() << "; " << seconds << " s");
-  WARN("s2s on CMUdict (4000 training words): model PER " << model_scores.phoneme_error_rate << ", word accuracy "
+  WARN("s2s on CMUdict (8000 training words, 10 epochs): model PER " << model_scores.phoneme_error_rate << ", word accuracy "
        << model_scores.word_accuracy << "; nearest-spelling baseline PER " << baseline_scores.phoneme_error_rate
        << ", word accuracy " << baseline_scores.word_accuracy << " (" << seconds << " s)");
   REQUIRE(model_scores.phoneme_error_rate < 0.75 * baseline_scores.phoneme_error_rate);
