@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Lighter needs on Debian bookworm (or newer): LibTorch, nlohmann-json, spdlog, Catch2, a compiler and
 # CMake, and OpenBLAS built for OpenMP (without it LibTorch falls back to the reference BLAS, ~13x slower here).
-# Then fetches the RNN examples' data (scripts/rnn_datasets.sh). Idempotent: returns at once when everything is present.
+# Then fetches the sequence examples' data (scripts/rnn_datasets.sh, scripts/s2s_datasets.sh) from Debian's archive.
+# Idempotent: returns at once when everything is present.
 set -euo pipefail
 
 packages=(build-essential cmake libtorch-dev nlohmann-json3-dev libspdlog-dev catch2 libopenblas0-openmp zlib1g-dev
@@ -19,5 +20,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   echo "setup: done"
 fi
-# The RNN examples' and tests' data (data/ or $LIGHTER_DATA_DIR, not committed); instant when it is there.
+# The sequence examples' and tests' data (in data/, not committed); instant when it is there.
 "$(dirname "$0")/rnn_datasets.sh"
+"$(dirname "$0")/s2s_datasets.sh"
