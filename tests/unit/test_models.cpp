@@ -132,3 +132,23 @@ TEST_CASE("Keras JSON: errors name the place", "[models][keras]") {
   LIGHTER_REQUIRE_THROWS_WITH(L::models::model_from_json(json{{"class_name", "Graph"}, {"config", json::object()}}, "model"),
                               "unknown model class 'Graph' (supported: Sequential, Functional)");
 }
+
+TEST_CASE("Keras fixtures with layers Lighter lacks are refused with an error naming the place", "[models][keras]") {
+  if (!lighter_test::have_fixtures()) return;
+  json expected = L::read_json_file(lighter_test::fixture_path("keras/unsupported/expected.json"));
+  REQUIRE(expected.size() >= 2);
+  for (auto it = expected.begin(); it != expected.end(); ++it) {
+    INFO(it.key());
+    try {
+      L::models::model_from_file(lighter_test::fixture_path("keras/unsupported/" + it.key()));
+      FAIL("a model with unsupported layers loaded");
+    } catch (const L::ConfigError& err) {
+      std::string msg = err.what();
+      INFO(msg);
+      // The file and the JSON path of the first thing that stands in the way: an unknown layer, or an argument
+      // (a constraint) that comes before it in the file.
+      REQUIRE(msg.find(it.key() + ": config.layers[") != std::string::npos);
+      REQUIRE((msg.find("unknown layer '") != std::string::npos || msg.find("is not supported") != std::string::npos));
+    }
+  }
+}
