@@ -508,7 +508,7 @@ TEST_CASE("recurrent layers equal torch::nn::LSTM, GRU and RNN on the same weigh
   }
 }
 
-TEST_CASE("Embedding refuses token ids outside [0, input_dim) with the id", "[layers][recurrent]") {
+TEST_CASE("Embedding refuses token ids below 0 or from input_dim on, naming the id", "[layers][recurrent]") {
   Embedding emb(EmbeddingOptions(10, 3).name("tokens"));
   emb->build({-1, 4});
   REQUIRE(emb->forward(torch::tensor({{0, 9, 3, 1}}, torch::kLong)).sizes() == torch::IntArrayRef({1, 4, 3}));
