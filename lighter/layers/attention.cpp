@@ -223,4 +223,122 @@ std::shared_ptr<MultiHeadAttentionImpl> MultiHeadAttentionImpl::from_config(Conf
   return detail::construct_at<MultiHeadAttentionImpl>(r, o);
 }
 
+// ---- Attention and AdditiveAttention -----------------------------------------------------------------------
+
+AttentionImpl::AttentionImpl(const AttentionOptions& o, bool additive)
+    : LayerImpl(additive ? "AdditiveAttention" : "Attention", o.layer_args()), options_(o), additive_(additive) {
+  if (o.score_mode() != "dot" && o.score_mode() != "concat")
+    throw ConfigError("score_mode", "expected \"dot\" or \"concat\", got \"" + o.score_mode() + "\"");
+  if (additive && o.score_mode() != "dot") throw ConfigError("score_mode", "AdditiveAttention takes no score_mode");
+  if (!(o.dropout() >= 0 && o.dropout() < 1))
+    throw ConfigError("dropout", "expected a number in [0, 1), got " + std::to_string(o.dropout()));
+}
+
+Shape AttentionImpl::compute_output_shape_list(const std::vector<Shape>& shapes) const {
+  if (shapes.size() < 2 || shapes.size() > 3)
+    throw ShapeError(layer_label(*this) + " must be called on [query, value] or [query, value, key], got a list of " +
+                     std::to_string(shapes.size()));
+  for (const auto& sh : shapes) expect_sequence(*this, sh, "inputs");
+  const Shape& key = shapes.size() == 3 ? shapes[2] : shapes[1];
+  if (shapes[0][2] != key[2])
+    throw ShapeError(layer_label(*this) + ": query and key must have the same last dimension, got " +
+                     shape_to_string(shapes[0]) + " and " + shape_to_string(key));
+  if (key[1] >= 0 && shapes[1][1] >= 0 && key[1] != shapes[1][1])
+    throw ShapeError(layer_label(*this) + ": key and value must have the same number of steps, got " +
+                     shape_to_string(key) + " and " + shape_to_string(shapes[1]));
+  return {shapes[0][0], shapes[0][1], shapes[1][2]};
+}
+
+void AttentionImpl::build_list_impl(const std::vector<Shape>& shapes) {
+  if (additive_) {
+    // Keras' AdditiveAttention: scale of shape (dim,), glorot_uniform.
+    if (options_.use_scale()) {
+      const int64_t dim = shapes[0][2];
+      scale = register_parameter("scale", torch::empty({dim}));
+      initializers::apply(scale, "glorot_uniform", dim, dim);
+    }
+    return;
+  }
+  if (options_.use_scale()) scale = register_parameter("scale", torch::ones({}));
+  if (options_.score_mode() == "concat") concat_score_weight = register_parameter("concat_score_weight", torch::ones({}));
+}
+
+std::vector<torch::Tensor> AttentionImpl::attend(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ms) {
+  if (!built_) {
+    std::vector<Shape> shapes;
+    for (const auto& x : xs) shapes.emplace_back(x.sizes().begin(), x.sizes().end());
+    build_list(shapes);
+  }
+  TORCH_CHECK(xs.size() == 2 || xs.size() == 3, layer_label(*this), " must be called on [query, value] or [query, value, key]");
+  const torch::Tensor &q = xs[0], &v = xs[1];
+  const torch::Tensor& k = xs.size() == 3 ? xs[2] : xs[1];
+  auto mask = [&](size_t i) { return i < ms.size() && ms[i].defined() ? ms[i].to(torch::kBool) : torch::Tensor(); };
+  torch::Tensor scores;
+  if (additive_ || options_.score_mode() == "concat") {
+    // (N, Tq, 1, dim) + (N, 1, Tv, dim), summed over dim after tanh.
+    torch::Tensor sum = q.unsqueeze(2) + k.unsqueeze(1);
+    if (additive_) {
+      scores = (options_.use_scale() ? scale * torch::tanh(sum) : torch::tanh(sum)).sum(-1);
+    } else {
+      scores = concat_score_weight * torch::tanh(options_.use_scale() ? scale * sum : sum).sum(-1);
+    }
+  } else {
+    scores = torch::matmul(q, k.transpose(1, 2));
+    if (options_.use_scale()) scores = scores * scale;
+  }
+  // Keras 3's _apply_scores: value steps masked out (and, causally, later steps) get a large negative score.
+  torch::Tensor allowed;
+  if (torch::Tensor vm = mask(1); vm.defined()) allowed = vm.unsqueeze(1);
+  if (options_.use_causal_mask()) {
+    auto tri = torch::ones({q.size(1), v.size(1)}, q.options().dtype(torch::kBool)).tril().unsqueeze(0);
+    allowed = allowed.defined() ? allowed.logical_and(tri) : tri;
+  }
+  if (allowed.defined()) {
+    const double large = scores.scalar_type() == torch::kHalf ? 65000.0 : 1e9;
+    scores = scores - large * allowed.logical_not().to(scores.scalar_type());
+  }
+  torch::Tensor weights = torch::softmax(scores, -1);
+  torch::Tensor used = is_training() && options_.dropout() > 0 ? torch::dropout(weights, options_.dropout(), true) : weights;
+  torch::Tensor out = torch::matmul(used, v);
+  if (torch::Tensor qm = mask(0); qm.defined()) out = out * qm.unsqueeze(2).to(out.scalar_type());
+  return {out, weights};
+}
+
+torch::Tensor AttentionImpl::compute_mask_list(const std::vector<torch::Tensor>&, const std::vector<torch::Tensor>& masks) const {
+  return masks.empty() ? torch::Tensor() : masks.front();
+}
+
+nlohmann::json AttentionImpl::get_config() const {
+  auto c = LayerImpl::get_config();
+  c["use_scale"] = options_.use_scale();
+  if (!additive_) c["score_mode"] = options_.score_mode();
+  c["dropout"] = options_.dropout();
+  c["use_causal_mask"] = options_.use_causal_mask();
+  return c;
+}
+
+namespace {
+std::shared_ptr<AttentionImpl> attention_from_config(ConfigReader& r, bool additive) {
+  LayerArgs a = detail::read_layer_args(r);
+  AttentionOptions o;
+  o.use_scale(r.get<bool>("use_scale", additive));
+  if (!additive) o.score_mode(r.choice("score_mode", "dot", {"dot", "concat"}));
+  o.dropout(r.fraction("dropout", 0.0));
+  o.use_causal_mask(r.get<bool>("use_causal_mask", false));
+  // Keras 2's causal flag and Keras' dropout seed.
+  if (r.get<bool>("causal", false)) o.use_causal_mask(true);
+  if (r.has("seed")) r.get<int64_t>("seed");
+  r.ignore({"seed"});
+  o.name(a.name).trainable(a.trainable);
+  try {
+    return std::make_shared<AttentionImpl>(o, additive);
+  } catch (const ConfigError& e) {
+    throw ConfigError(r.path_of(e.path()), e.message());
+  }
+}
+}  // namespace
+
+std::shared_ptr<AttentionImpl> AttentionImpl::from_config(ConfigReader& r) { return attention_from_config(r, false); }
+std::shared_ptr<AttentionImpl> AttentionImpl::additive_from_config(ConfigReader& r) { return attention_from_config(r, true); }
+
 }  // namespace lighter::layers

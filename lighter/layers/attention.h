@@ -1,5 +1,5 @@
 #pragma once
-/// Keras' MultiHeadAttention.
+/// Keras' attention layers: MultiHeadAttention, Attention (dot-product) and AdditiveAttention.
 #include <string>
 #include <vector>
 
@@ -81,5 +81,62 @@ class MultiHeadAttentionImpl : public LayerImpl {
   MultiHeadAttentionOptions options_;
 };
 TORCH_MODULE(MultiHeadAttention);
+
+struct AttentionOptions {
+  /// Attention: a learned scalar multiplying the scores (init 1). AdditiveAttention: a learned vector inside tanh.
+  TORCH_ARG(bool, use_scale) = false;
+  /// Attention only: "dot" (q·k) or "concat" (Σ tanh(q + k), times a learned scalar).
+  TORCH_ARG(std::string, score_mode) = "dot";
+  /// Dropout on the attention weights, in training.
+  TORCH_ARG(double, dropout) = 0.0;
+  /// Keras passes use_causal_mask with each call; Lighter keeps it on the layer.
+  TORCH_ARG(bool, use_causal_mask) = false;
+  LIGHTER_LAYER_ARGS
+};
+
+/// Keras' Attention (Luong-style dot-product, or "concat") and AdditiveAttention (Bahdanau-style): called on
+/// [query, value] or [query, value, key] of shapes (batch, Tq, dim) and (batch, Tv, dim); no projections. Value
+/// steps masked out get a -1e9 score, query steps masked out give zeros, and the output carries the query's mask,
+/// as in Keras 3.
+class AttentionImpl : public LayerImpl {
+ public:
+  explicit AttentionImpl(const AttentionOptions& options = {}, bool additive = false);
+  bool takes_list() const override { return true; }
+  bool supports_masking() const override { return true; }
+  torch::Tensor forward(const torch::Tensor& x) override { return attend({x, x}, {}).front(); }
+  Shape compute_output_shape_list(const std::vector<Shape>& shapes) const override;
+  torch::Tensor forward_list(const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>& masks) override {
+    return attend(inputs, masks).front();
+  }
+  torch::Tensor compute_mask_list(const std::vector<torch::Tensor>& inputs,
+                                  const std::vector<torch::Tensor>& masks) const override;
+  /// The output and the attention weights (batch, Tq, Tv).
+  std::vector<torch::Tensor> attend(const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>& masks);
+  nlohmann::json get_config() const override;
+  static std::shared_ptr<AttentionImpl> from_config(ConfigReader& r);
+  static std::shared_ptr<AttentionImpl> additive_from_config(ConfigReader& r);
+
+  const AttentionOptions& options() const { return options_; }
+  bool additive() const { return additive_; }
+  /// Attention: `scale` (scalar, with use_scale) and `concat_score_weight` (scalar, score_mode concat);
+  /// AdditiveAttention: `scale` of shape (dim) with use_scale.
+  torch::Tensor scale, concat_score_weight;
+
+ protected:
+  void build_list_impl(const std::vector<Shape>& input_shapes) override;
+
+ private:
+  AttentionOptions options_;
+  bool additive_;
+};
+TORCH_MODULE(Attention);
+
+/// Keras' AdditiveAttention (use_scale defaults to true).
+class AdditiveAttentionImpl : public AttentionImpl {
+ public:
+  explicit AdditiveAttentionImpl(const AttentionOptions& options = AttentionOptions().use_scale(true))
+      : AttentionImpl(options, true) {}
+};
+TORCH_MODULE(AdditiveAttention);
 
 }  // namespace lighter::layers

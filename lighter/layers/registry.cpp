@@ -91,6 +91,8 @@ Registry<LayerPtr, ConfigReader&>& registry() {
     add<ConcatenateImpl>(reg, "Concatenate");
     add<DotImpl>(reg, "Dot");
     add<MultiHeadAttentionImpl>(reg, "MultiHeadAttention");
+    add<AttentionImpl>(reg, "Attention");
+    reg.add("AdditiveAttention", [](ConfigReader& c) -> LayerPtr { return AttentionImpl::additive_from_config(c); });
     reg.alias("Convolution1D", "Conv1D", /*listed=*/false);
     reg.alias("Convolution2D", "Conv2D", /*listed=*/false);
     reg.alias("Convolution3D", "Conv3D", /*listed=*/false);

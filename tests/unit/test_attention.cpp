@@ -128,3 +128,49 @@ TEST_CASE("MultiHeadAttention in Functional models and Keras JSON", "[layers][at
   LIGHTER_REQUIRE_THROWS_WITH(L::models::model_from_json(k2, "model"),
                               "model.config.layers[1].config.attention_axes: only attention over the steps axis");
 }
+
+TEST_CASE("Attention and AdditiveAttention follow Keras' formulas, masks and parameter counts", "[layers][attention]") {
+  torch::manual_seed(34);
+  auto q = torch::randn({2, 4, 6}), v = torch::randn({2, 5, 6}), k = torch::randn({2, 5, 6});
+  SECTION("dot-product with a learned scale") {
+    Attention att(AttentionOptions().use_scale(true));
+    att->build_list({{-1, 4, 6}, {-1, 5, 6}, {-1, 5, 6}});
+    REQUIRE(att->count_params().total() == 1);
+    { torch::NoGradGuard g; att->scale.fill_(0.7); }
+    auto out = att->forward_list({q, v, k}, {});
+    auto by_hand = torch::matmul(torch::softmax(0.7 * torch::matmul(q, k.transpose(1, 2)), -1), v);
+    REQUIRE(lighter_test::max_abs_diff(out, by_hand) < 1e-5);
+  }
+  SECTION("concat scores") {
+    Attention att(AttentionOptions().score_mode("concat"));
+    att->build_list({{-1, 4, 6}, {-1, 5, 6}});
+    REQUIRE(att->count_params().total() == 1);
+    auto scores = torch::tanh(q.unsqueeze(2) + v.unsqueeze(1)).sum(-1);
+    REQUIRE(lighter_test::max_abs_diff(att->forward_list({q, v}, {}), torch::matmul(torch::softmax(scores, -1), v)) < 1e-5);
+  }
+  SECTION("additive (Bahdanau) with its scale vector") {
+    AdditiveAttention att;
+    att->build_list({{-1, 4, 6}, {-1, 5, 6}});
+    REQUIRE(att->count_params().total() == 6);
+    auto scores = (att->scale * torch::tanh(q.unsqueeze(2) + v.unsqueeze(1))).sum(-1);
+    REQUIRE(lighter_test::max_abs_diff(att->forward_list({q, v}, {}), torch::matmul(torch::softmax(scores, -1), v)) < 1e-5);
+  }
+  SECTION("masks: padded value steps are ignored, padded query steps give zeros, causal hides later steps") {
+    Attention att;
+    auto vmask = torch::tensor({{true, true, true, false, false}, {true, true, true, true, true}});
+    auto qmask = torch::tensor({{true, true, true, false}, {true, true, true, true}});
+    auto out = att->forward_list({q, v}, {qmask, vmask});
+    auto alone = att->forward_list({q[0].unsqueeze(0), v[0].slice(0, 0, 3).unsqueeze(0)}, {})[0];
+    REQUIRE(lighter_test::max_abs_diff(out[0].slice(0, 0, 3), alone.slice(0, 0, 3)) < 1e-5);
+    REQUIRE(out[0][3].abs().sum().item<double>() == 0.0);
+    REQUIRE(att->compute_mask_list({q, v}, {qmask, vmask}).equal(qmask));
+    Attention causal(AttentionOptions().use_causal_mask(true));
+    auto self = causal->forward(v);
+    auto v2 = v.clone();
+    v2.slice(1, 2, 5).normal_();
+    REQUIRE(lighter_test::max_abs_diff(self.slice(1, 0, 2), causal->forward(v2).slice(1, 0, 2)) < 1e-6);
+  }
+  LIGHTER_REQUIRE_THROWS_WITH(Attention()->build_list({{-1, 4, 6}, {-1, 5, 7}}), "query and key must have the same last dimension");
+  LIGHTER_REQUIRE_THROWS_WITH(L::layers::from_json(json{{"class_name", "Attention"}, {"config", {{"score_mode", "sum"}}}}, "l"),
+                              "l.config.score_mode");
+}
