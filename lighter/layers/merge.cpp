@@ -28,6 +28,14 @@ torch::Tensor single_input_error(const LayerImpl& l) {
   throw ShapeError(who(l) + " must be called on a list of tensors (it merges several inputs), got one tensor");
 }
 
+// The shapes of run-time inputs, for the same checks compute_output_shape_list makes while building.
+std::vector<Shape> shapes_of(const std::vector<torch::Tensor>& xs) {
+  std::vector<Shape> shapes;
+  shapes.reserve(xs.size());
+  for (const auto& x : xs) shapes.emplace_back(x.sizes().begin(), x.sizes().end());
+  return shapes;
+}
+
 // Masks made to one bool (N, T) form; undefined ones stay undefined.
 std::vector<torch::Tensor> bool_masks(const std::vector<torch::Tensor>& masks) {
   std::vector<torch::Tensor> out;
@@ -77,9 +85,7 @@ Shape MergeImpl::compute_output_shape_list(const std::vector<Shape>& shapes) con
 }
 
 torch::Tensor MergeImpl::forward_list(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>&) {
-  std::vector<Shape> shapes;
-  for (const auto& x : xs) shapes.emplace_back(x.sizes().begin(), x.sizes().end());
-  compute_output_shape_list(shapes);  // the same checks at run time, with the real sizes
+  compute_output_shape_list(shapes_of(xs));  // the same checks at run time, with the real sizes
   torch::Tensor y = xs.front();
   for (size_t k = 1; k < xs.size(); ++k) {
     switch (op_) {
@@ -147,9 +153,7 @@ Shape ConcatenateImpl::compute_output_shape_list(const std::vector<Shape>& shape
 }
 
 torch::Tensor ConcatenateImpl::forward_list(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>&) {
-  std::vector<Shape> shapes;
-  for (const auto& x : xs) shapes.emplace_back(x.sizes().begin(), x.sizes().end());
-  compute_output_shape_list(shapes);
+  compute_output_shape_list(shapes_of(xs));
   return torch::cat(xs, axis_for(xs.front().dim()));
 }
 
@@ -236,9 +240,7 @@ Shape DotImpl::compute_output_shape_list(const std::vector<Shape>& shapes) const
 }
 
 torch::Tensor DotImpl::forward_list(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>&) {
-  std::vector<Shape> shapes;
-  for (const auto& x : xs) shapes.emplace_back(x.sizes().begin(), x.sizes().end());
-  Shape out_shape = compute_output_shape_list(shapes);
+  Shape out_shape = compute_output_shape_list(shapes_of(xs));
   auto [ax, bx] = axes_for(xs[0].dim(), xs[1].dim());
   torch::Tensor a = xs[0], b = xs[1];
   if (options_.normalize()) {
