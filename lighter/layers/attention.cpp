@@ -1,5 +1,6 @@
 #include "lighter/layers/attention.h"
 
+#include <atomic>
 #include <cmath>
 
 #include <torch/torch.h>
@@ -84,66 +85,134 @@ void MultiHeadAttentionImpl::build_for(const Shape& query, const Shape& value, c
   output_dense = dense("attention_output", out, h * vd, vd * h, out * h);
 }
 
-std::vector<torch::Tensor> MultiHeadAttentionImpl::attend(const torch::Tensor& query, const torch::Tensor& value,
-                                                          const torch::Tensor& key, const torch::Tensor& query_mask,
-                                                          const torch::Tensor& value_mask, const torch::Tensor& key_mask,
-                                                          const torch::Tensor& attention_mask, bool return_scores) {
-  if (!built_) {
-    auto shape = [](const torch::Tensor& t) {
-      Shape s(t.sizes().begin(), t.sizes().end());
-      s[0] = -1;
-      if (s.size() > 1) s[1] = -1;
-      return s;
-    };
-    build_list({shape(query), shape(value), shape(key)});
-  }
-  TORCH_CHECK(query.dim() == 3 && value.dim() == 3 && key.dim() == 3, layer_label(*this),
-              " expects (batch, steps, features) inputs");
-  const int64_t n = query.size(0), t = query.size(1), s = value.size(1);
-  const int64_t h = options_.num_heads(), kd = options_.key_dim(), vd = value_dim();
-  TORCH_CHECK(key.size(1) == s, layer_label(*this), ": key and value must have the same number of steps");
-  // (N, steps, H·dim) -> (N, H, steps, dim)
-  auto heads = [&](const torch::Tensor& x, int64_t dim) { return x.view({n, x.size(1), h, dim}).transpose(1, 2); };
-  torch::Tensor q = heads(query_dense->forward(query), kd);
-  torch::Tensor k = heads(key_dense->forward(key), kd);
-  torch::Tensor v = heads(value_dense->forward(value), vd);
+namespace {
+std::atomic<bool> fused_attention{true};
 
-  // Keras' _compute_attention_mask: query mask on rows, value (and key) mask on columns, the causal triangle (query
-  // step i sees value steps j <= i, as Keras' cumsum comparison), and
-  // the explicit mask, all and-ed; (N or 1, T, S) bool.
-  torch::Tensor mask;
-  auto combine = [&](const torch::Tensor& m) { mask = mask.defined() ? mask.logical_and(m) : m; };
-  if (query_mask.defined()) combine(query_mask.to(torch::kBool).unsqueeze(2));
-  if (value_mask.defined()) combine(value_mask.to(torch::kBool).unsqueeze(1));
-  if (key_mask.defined()) combine(key_mask.to(torch::kBool).unsqueeze(1));
-  if (options_.use_causal_mask())
-    combine(torch::ones({t, s}, query.options().dtype(torch::kBool)).tril().unsqueeze(0));
-  if (attention_mask.defined()) combine(attention_mask.to(torch::kBool));
-  // Keras adds a large negative number where the mask is false (uniform weights for a fully masked row); the same
-  // additive bias keeps ATen's fused kernels free of NaN rows.
-  torch::Tensor bias;
-  if (mask.defined()) {
-    const double large_negative = query.scalar_type() == torch::kHalf ? -65500.0 : -1e9;
-    bias = torch::zeros(mask.sizes(), q.options()).masked_fill(mask.logical_not(), large_negative).unsqueeze(1);
-  }
+// A bool mask (true = may attend) as Keras applies it: a large negative number added where it is false (uniform
+// weights for a fully masked row); the same additive bias keeps ATen's fused kernels free of NaN rows.
+torch::Tensor additive_bias(const torch::Tensor& mask, const torch::TensorOptions& options) {
+  const double large_negative = options.dtype() == torch::kHalf ? -65500.0 : -1e9;
+  return torch::zeros(mask.sizes(), options).masked_fill(mask.logical_not(), large_negative);
+}
+}  // namespace
+
+void set_fused_attention(bool enabled) { fused_attention = enabled; }
+bool fused_attention_enabled() { return fused_attention; }
+
+void MultiHeadAttentionImpl::ensure_built(const torch::Tensor& query, const torch::Tensor& value,
+                                          const torch::Tensor& key) {
+  if (built_) return;
+  auto shape = [](const torch::Tensor& t) {
+    Shape s(t.sizes().begin(), t.sizes().end());
+    s[0] = -1;
+    if (s.size() > 1) s[1] = -1;
+    return s;
+  };
+  build_list({shape(query), shape(value), shape(key)});
+}
+
+torch::Tensor MultiHeadAttentionImpl::split_heads(const torch::Tensor& x, int64_t dim) const {
+  // (N, steps, H·dim) -> (N, H, steps, dim)
+  return x.view({x.size(0), x.size(1), options_.num_heads(), dim}).transpose(1, 2);
+}
+
+std::vector<torch::Tensor> MultiHeadAttentionImpl::attend_heads(const torch::Tensor& q, const torch::Tensor& k,
+                                                                const torch::Tensor& v, const torch::Tensor& bias,
+                                                                bool return_scores) {
   const double p = is_training() ? options_.dropout() : 0.0;
   torch::Tensor context, probs;
 #if TORCH_VERSION_MAJOR >= 2
-  if (!return_scores) {
-    context = at::scaled_dot_product_attention(q, k, v, bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt, p,
-                                               false);
+  if (!return_scores && fused_attention) {
+    context = at::scaled_dot_product_attention(q, k, v, bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt,
+                                               p, false);
   }
 #endif
   if (!context.defined()) {
-    torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(kd));
+    // The same computation in ATen calls: scores of the scaled query (cheaper than scaling the T x S scores),
+    // softmax, weighted values.
+    torch::Tensor scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))), k.transpose(-2, -1));
     if (bias.defined()) scores = scores + bias;
     probs = torch::softmax(scores, -1);
     torch::Tensor dropped = p > 0 ? torch::dropout(probs, p, true) : probs;
     context = torch::matmul(dropped, v);
   }
   // (N, H, T, vd) -> (N, T, H·vd) -> output projection.
-  torch::Tensor out = output_dense->forward(context.transpose(1, 2).reshape({n, t, h * vd}));
+  const int64_t n = q.size(0), t = q.size(2);
+  torch::Tensor out = output_dense->forward(context.transpose(1, 2).reshape({n, t, options_.num_heads() * value_dim()}));
   return return_scores ? std::vector<torch::Tensor>{out, probs} : std::vector<torch::Tensor>{out};
+}
+
+std::vector<torch::Tensor> MultiHeadAttentionImpl::attend(const torch::Tensor& query, const torch::Tensor& value,
+                                                          const torch::Tensor& key, const torch::Tensor& query_mask,
+                                                          const torch::Tensor& value_mask, const torch::Tensor& key_mask,
+                                                          const torch::Tensor& attention_mask, bool return_scores) {
+  ensure_built(query, value, key);
+  TORCH_CHECK(query.dim() == 3 && value.dim() == 3 && key.dim() == 3, layer_label(*this),
+              " expects (batch, steps, features) inputs");
+  const int64_t t = query.size(1), s = value.size(1);
+  TORCH_CHECK(key.size(1) == s, layer_label(*this), ": key and value must have the same number of steps");
+  torch::Tensor q = split_heads(query_dense->forward(query), options_.key_dim());
+  torch::Tensor k = split_heads(key_dense->forward(key), options_.key_dim());
+  torch::Tensor v = split_heads(value_dense->forward(value), value_dim());
+
+  // Keras' _compute_attention_mask: query mask on rows, value (and key) mask on columns, the causal triangle (query
+  // step i sees value steps j <= i, as Keras' cumsum comparison), and the explicit mask, all and-ed; (N or 1, T, S).
+  torch::Tensor mask;
+  auto combine = [&](const torch::Tensor& m) { mask = mask.defined() ? mask.logical_and(m) : m; };
+  if (query_mask.defined()) combine(query_mask.to(torch::kBool).unsqueeze(2));
+  if (value_mask.defined()) combine(value_mask.to(torch::kBool).unsqueeze(1));
+  if (key_mask.defined()) combine(key_mask.to(torch::kBool).unsqueeze(1));
+  if (options_.use_causal_mask()) combine(torch::ones({t, s}, query.options().dtype(torch::kBool)).tril().unsqueeze(0));
+  if (attention_mask.defined()) combine(attention_mask.to(torch::kBool));
+  torch::Tensor bias = mask.defined() ? additive_bias(mask, q.options()).unsqueeze(1) : torch::Tensor();
+  return attend_heads(q, k, v, bias, return_scores);
+}
+
+torch::Tensor MultiHeadAttentionImpl::forward_step(const torch::Tensor& x, DecodeCache& cache) {
+  if (!options_.use_causal_mask())
+    throw ShapeError(layer_label(*this) + " cannot decode step by step without use_causal_mask: earlier steps would "
+                                          "see later ones");
+  return step_self_attention(x, cache, {});
+}
+
+torch::Tensor MultiHeadAttentionImpl::step_self_attention(const torch::Tensor& x, DecodeCache& cache,
+                                                          const torch::Tensor& padding_mask) {
+  ensure_built(x, x, x);
+  TORCH_CHECK(x.dim() == 3, layer_label(*this), " expects (batch, steps, features) inputs");
+  auto& entry = cache.entries[this];
+  torch::Tensor k = split_heads(key_dense->forward(x), options_.key_dim());
+  torch::Tensor v = split_heads(value_dense->forward(x), value_dim());
+  if (!entry.empty()) {
+    TORCH_CHECK(entry[0].size(2) == cache.position, layer_label(*this), ": the cache holds ", entry[0].size(2),
+                " steps but decoding is at position ", cache.position);
+    k = torch::cat({entry[0], k}, 2);
+    v = torch::cat({entry[1], v}, 2);
+  } else {
+    TORCH_CHECK(cache.position == 0, layer_label(*this), ": no cached steps before position ", cache.position);
+  }
+  entry = {k, v};
+  const int64_t t = x.size(1), total = k.size(2);
+  torch::Tensor bias;
+  if (t > 1 || padding_mask.defined()) {
+    // New step i (at position cache.position + i) sees cached and new steps j <= cache.position + i.
+    torch::Tensor mask = torch::ones({t, total}, x.options().dtype(torch::kBool)).tril(total - t).unsqueeze(0);
+    if (padding_mask.defined()) mask = mask.logical_and(padding_mask.to(torch::kBool).unsqueeze(1));
+    bias = additive_bias(mask, k.options()).unsqueeze(1);
+  }
+  torch::Tensor q = split_heads(query_dense->forward(x), options_.key_dim());
+  return attend_heads(q, k, v, bias, false).front();
+}
+
+torch::Tensor MultiHeadAttentionImpl::step_cross_attention(const torch::Tensor& query, const torch::Tensor& memory,
+                                                           const torch::Tensor& memory_mask, DecodeCache& cache) {
+  ensure_built(query, memory, memory);
+  auto& entry = cache.entries[this];
+  if (entry.empty()) {
+    entry = {split_heads(key_dense->forward(memory), options_.key_dim()), split_heads(value_dense->forward(memory), value_dim())};
+    if (memory_mask.defined()) entry.push_back(additive_bias(memory_mask.to(torch::kBool).unsqueeze(1), entry[0].options()).unsqueeze(1));
+  }
+  torch::Tensor q = split_heads(query_dense->forward(query), options_.key_dim());
+  return attend_heads(q, entry[0], entry[1], entry.size() > 2 ? entry[2] : torch::Tensor(), false).front();
 }
 
 torch::Tensor MultiHeadAttentionImpl::forward_list(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ms) {

@@ -10,6 +10,11 @@
 
 namespace lighter::layers {
 
+/// Whether MultiHeadAttention may run ATen's fused scaled_dot_product_attention (LibTorch >= 2.0; on by default).
+/// Off, it runs the matmul + softmax + matmul path LibTorch 1.13 uses; both give the same values (tested).
+void set_fused_attention(bool enabled);
+bool fused_attention_enabled();
+
 struct MultiHeadAttentionOptions {
   MultiHeadAttentionOptions(int64_t num_heads, int64_t key_dim) : num_heads_(num_heads), key_dim_(key_dim) {}
   TORCH_ARG(int64_t, num_heads);
@@ -68,7 +73,20 @@ class MultiHeadAttentionImpl : public LayerImpl {
                                     const torch::Tensor& key_mask, const torch::Tensor& attention_mask = {},
                                     bool return_scores = false);
 
+  /// Incremental causal self-attention (generation): the keys and values of the new steps `x` are appended to
+  /// this layer's entry of `cache`, and each new step attends to the cached steps and to new steps up to itself.
+  /// ShapeError without use_causal_mask, where earlier outputs would depend on later steps.
+  torch::Tensor forward_step(const torch::Tensor& x, DecodeCache& cache) override;
+  /// forward_step's computation, also for blocks holding this layer; `padding_mask` (N, total steps) is optional.
+  torch::Tensor step_self_attention(const torch::Tensor& x, DecodeCache& cache, const torch::Tensor& padding_mask);
+  /// Attention from new query steps to a fixed `memory` (an encoder's output), whose projected keys and values
+  /// are computed on the first call and kept in `cache`.
+  torch::Tensor step_cross_attention(const torch::Tensor& query, const torch::Tensor& memory,
+                                     const torch::Tensor& memory_mask, DecodeCache& cache);
+
   const MultiHeadAttentionOptions& options() const { return options_; }
+  /// Keras passes use_causal_mask per call; a graph read from Keras JSON sets it on the layer.
+  void set_use_causal_mask(bool causal) { options_.use_causal_mask(causal); }
   Dense query_dense{nullptr}, key_dense{nullptr}, value_dense{nullptr}, output_dense{nullptr};
 
  protected:
@@ -77,6 +95,12 @@ class MultiHeadAttentionImpl : public LayerImpl {
 
  private:
   void build_for(const Shape& query, const Shape& value, const Shape& key);
+  void ensure_built(const torch::Tensor& query, const torch::Tensor& value, const torch::Tensor& key);
+  torch::Tensor split_heads(const torch::Tensor& x, int64_t dim) const;
+  /// Attention on projected heads (N, H, steps, dim) with an additive bias (N or 1, 1, T, S), then the output
+  /// projection; the probabilities too when asked (they force the unfused path).
+  std::vector<torch::Tensor> attend_heads(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                          const torch::Tensor& bias, bool return_scores);
   int64_t value_dim() const { return options_.value_dim() > 0 ? options_.value_dim() : options_.key_dim(); }
   MultiHeadAttentionOptions options_;
 };
@@ -117,6 +141,7 @@ class AttentionImpl : public LayerImpl {
   static std::shared_ptr<AttentionImpl> additive_from_config(ConfigReader& r);
 
   const AttentionOptions& options() const { return options_; }
+  void set_use_causal_mask(bool causal) { options_.use_causal_mask(causal); }
   bool additive() const { return additive_; }
   /// Attention: `scale` (scalar, with use_scale) and `concat_score_weight` (scalar, score_mode concat);
   /// AdditiveAttention: `scale` of shape (dim) with use_scale.

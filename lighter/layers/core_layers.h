@@ -69,6 +69,7 @@ class DenseImpl : public LayerImpl {
   nlohmann::json get_config() const override;
   torch::Tensor regularization_loss() const override;
   bool supports_masking() const override { return true; }
+  bool acts_per_step() const override { return true; }
   static std::shared_ptr<DenseImpl> from_config(ConfigReader& r);
 
   const DenseOptions& options() const { return options_; }
@@ -104,6 +105,7 @@ class ActivationImpl : public LayerImpl {
   torch::Tensor forward_pre_activation(const torch::Tensor& x) override { return x; }
   nlohmann::json get_config() const override;
   bool supports_masking() const override { return true; }
+  bool acts_per_step() const override { return true; }
   static std::shared_ptr<ActivationImpl> from_config(ConfigReader& r);
 
  private:
@@ -129,6 +131,7 @@ class DropoutImpl : public LayerImpl {
   torch::Tensor forward(const torch::Tensor& x) override;
   nlohmann::json get_config() const override;
   bool supports_masking() const override { return true; }
+  bool acts_per_step() const override { return true; }
   static std::shared_ptr<DropoutImpl> from_config(ConfigReader& r);
 
  private:

@@ -23,6 +23,7 @@ const std::map<std::string, std::string>& aliases() {
       {"lecun_normal", "LecunNormal"}, {"lecun_uniform", "LecunUniform"},
       {"orthogonal", "Orthogonal"}, {"variance_scaling", "VarianceScaling"},
       {"Zero", "Zeros"},            {"One", "Ones"},
+      {"uniform", "RandomUniform"}, {"normal", "RandomNormal"},  // Keras' short aliases
       {"OrthogonalInitializer", "Orthogonal"}};  // Keras 3's class name
   return a;
 }

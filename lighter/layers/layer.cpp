@@ -68,6 +68,13 @@ torch::Tensor LayerImpl::forward_list(const std::vector<torch::Tensor>& inputs, 
                    std::to_string(inputs.size()));
 }
 
+torch::Tensor LayerImpl::forward_step(const torch::Tensor& x, DecodeCache&) {
+  if (!acts_per_step())
+    throw ShapeError("layer '" + layer_name() + "' (" + class_name_ +
+                     ") cannot decode step by step: it does not act on each step alone and keeps no cache");
+  return forward(x);
+}
+
 json LayerImpl::get_config() const { return detail::write_layer_args(args_); }
 
 ParamCount LayerImpl::count_params() const {

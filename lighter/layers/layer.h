@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +36,15 @@ struct LayerArgs {
   std::string name;
   bool trainable = true;
   std::optional<Shape> batch_input_shape;
+};
+
+class LayerImpl;
+
+/// What incremental decoding (generation, one step at a time) keeps between calls: the position of the first new
+/// step, and each layer's state (an attention layer's past keys and values), keyed by the layer.
+struct DecodeCache {
+  int64_t position = 0;
+  std::unordered_map<const LayerImpl*, std::vector<torch::Tensor>> entries;
 };
 
 /// Base of every layer (Keras' `Layer`). Weights are created by `build` once the input shape is known; their
@@ -131,6 +141,18 @@ class LayerImpl : public torch::nn::Module {
   virtual torch::Tensor compute_mask(const torch::Tensor& input, const torch::Tensor& mask) const {
     return supports_masking() ? mask : torch::Tensor();
   }
+
+  /// Incremental decoding: true when the layer acts on each time step alone (Dense, Activation, Dropout,
+  /// Embedding, LayerNormalization over features), so running it on the new steps only gives what the whole
+  /// sequence would give at those steps.
+  virtual bool acts_per_step() const { return false; }
+  /// Runs the layer on new steps `x` (N, t, ...) that sit at positions [cache.position, cache.position + t) of a
+  /// sequence whose earlier steps went through before. Attention layers keep their past keys and values in
+  /// `cache`; position embeddings use cache.position. The default is forward(x) for layers that act per step and a
+  /// ShapeError naming the layer otherwise.
+  virtual torch::Tensor forward_step(const torch::Tensor& x, DecodeCache& cache);
+  /// Whether a layer that takes_list() may also be called on one tensor (TransformerDecoder without an encoder).
+  virtual bool takes_single() const { return !takes_list(); }
 
   /// Preprocessing layers that learn statistics from data before training (Keras' `adapt`).
   virtual bool needs_adapt() const { return false; }

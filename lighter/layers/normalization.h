@@ -1,5 +1,6 @@
 #pragma once
 /// Keras' normalization layers: BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,8 @@ class LayerNormalizationImpl : public LayerImpl {
   nlohmann::json get_config() const override;
   torch::Tensor regularization_loss() const override;
   bool supports_masking() const override { return true; }
+  /// Per step when the normalized axes leave out the time axis (axis 1).
+  bool acts_per_step() const override { return built_ && std::find(axes_.begin(), axes_.end(), 1) == axes_.end(); }
   static std::shared_ptr<LayerNormalizationImpl> from_config(ConfigReader& r);
 
   const LayerNormalizationOptions& options() const { return options_; }

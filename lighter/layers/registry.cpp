@@ -11,6 +11,7 @@
 #include "lighter/layers/recurrent.h"
 #include "lighter/layers/regularization.h"
 #include "lighter/layers/reshaping.h"
+#include "lighter/layers/transformer.h"
 
 namespace lighter::layers {
 
@@ -93,6 +94,11 @@ Registry<LayerPtr, ConfigReader&>& registry() {
     add<MultiHeadAttentionImpl>(reg, "MultiHeadAttention");
     add<AttentionImpl>(reg, "Attention");
     reg.add("AdditiveAttention", [](ConfigReader& c) -> LayerPtr { return AttentionImpl::additive_from_config(c); });
+    add<PositionEmbeddingImpl>(reg, "PositionEmbedding");
+    add<SinePositionEncodingImpl>(reg, "SinePositionEncoding");
+    add<TokenAndPositionEmbeddingImpl>(reg, "TokenAndPositionEmbedding");
+    add<TransformerEncoderImpl>(reg, "TransformerEncoder");
+    add<TransformerDecoderImpl>(reg, "TransformerDecoder");
     reg.alias("Convolution1D", "Conv1D", /*listed=*/false);
     reg.alias("Convolution2D", "Conv2D", /*listed=*/false);
     reg.alias("Convolution3D", "Conv3D", /*listed=*/false);

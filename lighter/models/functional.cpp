@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -10,8 +11,10 @@
 #include "lighter/core/error.h"
 #include "lighter/core/logging.h"
 #include "lighter/layers/activations.h"
+#include "lighter/layers/attention.h"
 #include "lighter/layers/recurrent.h"
 #include "lighter/layers/registry.h"
+#include "lighter/layers/transformer.h"
 #include "lighter/models/sequential.h"
 
 namespace lighter::models {
@@ -68,7 +71,7 @@ std::vector<KerasTensor> call_all(const layers::LayerRef& ref, const KerasTensor
   expect_defined(x, *layer);
   if (std::dynamic_pointer_cast<layers::InputLayerImpl>(layer))
     throw ConfigError("layer", "an InputLayer cannot be called on a tensor; use keras_input() for graph inputs");
-  if (layer->takes_list())
+  if (!layer->takes_single())
     throw ShapeError(who(*layer) + " must be called on a list of tensors (it merges several inputs)");
   auto node = std::make_shared<GraphNode>();
   node->layer = layer;
@@ -462,7 +465,8 @@ struct JsonRef {
 struct JsonNode {
   std::vector<JsonRef> args;    // the tensor(s) it is called on
   std::vector<JsonRef> states;  // initial_state
-  std::vector<JsonRef> value_kw, key_kw;  // attention's value and key passed by name
+  std::vector<JsonRef> value_kw, key_kw;  // attention's value and key (or a decoder's encoder_sequence) by name
+  std::optional<bool> causal;   // use_causal_mask given with the call
   bool list = false;            // called on a list
   std::string path;
 };
@@ -515,10 +519,20 @@ void read_kwargs(const json& kwargs, const std::string& path, JsonNode& node, bo
     if (key == "training") continue;  // Lighter follows the model's train/eval mode
     // Attention's explicit masks and flags: null or false are what Keras writes when they are not used.
     if (key == "query_mask" || key == "value_mask" || key == "key_mask" || key == "attention_mask" ||
-        key == "use_causal_mask" || key == "return_attention_scores") {
+        key == "return_attention_scores" || key == "padding_mask" || key == "decoder_padding_mask" ||
+        key == "decoder_attention_mask" || key == "encoder_padding_mask" || key == "encoder_attention_mask") {
       if (!(v.is_null() || v == false))
-        throw ConfigError(kpath, "'" + key + "' in a call is not supported yet" +
-                                     (key == "use_causal_mask" ? "; set use_causal_mask in the layer's config" : ""));
+        throw ConfigError(kpath, "'" + key + "' in a call is not supported yet; masks flow from Embedding(mask_zero), "
+                                             "TokenAndPositionEmbedding(mask_zero) or Masking layers");
+      continue;
+    }
+    if (key == "use_causal_mask") {
+      if (!v.is_null() && !v.is_boolean()) throw ConfigError(kpath, "expected true or false, got " + describe(v));
+      if (v.is_boolean()) node.causal = v.get<bool>();
+      continue;
+    }
+    if (key == "encoder_sequence" && !v.is_null()) {
+      node.value_kw.push_back(keras3 ? ref_from_keras_tensor(v, kpath) : ref_from_list(v, kpath));
       continue;
     }
     if ((key == "key" || key == "value") && !v.is_null()) {
@@ -577,7 +591,7 @@ JsonNode node_from_json(const json& v, const std::string& path, const layers::La
       node.args.push_back(ref_from_list(v[i], epath));
       if (v[i].size() == 4) read_kwargs(v[i][3], join_path(epath, 3), node, false);
     }
-    if (layer.takes_list()) {
+    if (layer.takes_list() && (node.args.size() > 1 || !layer.takes_single())) {
       node.list = true;
     } else if (node.args.size() > 1) {
       // Keras 2 lists a recurrent layer's initial states after its input.
@@ -592,7 +606,7 @@ JsonNode node_from_json(const json& v, const std::string& path, const layers::La
     throw ConfigError(path, "expected a node (a Keras 3 object or a Keras 2 list), got " + describe(v));
   }
   if (!node.value_kw.empty() || !node.key_kw.empty()) {
-    if (!layer.takes_list()) throw ConfigError(path, who(layer) + " takes no value or key argument");
+    if (!layer.takes_list()) throw ConfigError(path, who(layer) + " takes no value, key or encoder_sequence argument");
     node.list = true;
     node.args.insert(node.args.end(), node.value_kw.begin(), node.value_kw.end());
     node.args.insert(node.args.end(), node.key_kw.begin(), node.key_kw.end());
@@ -601,6 +615,27 @@ JsonNode node_from_json(const json& v, const std::string& path, const layers::La
   if (node.list && !layer.takes_list())
     throw ConfigError(path, who(layer) + " takes one tensor, but this node calls it on a list");
   return node;
+}
+
+// Keras passes use_causal_mask with each call; Lighter keeps it on the layer, so every call must agree.
+void apply_call_causal(const std::vector<JsonNode>& nodes, layers::LayerImpl& layer) {
+  std::optional<bool> causal;
+  for (const auto& n : nodes) {
+    if (!n.causal) continue;
+    if (causal && *causal != *n.causal)
+      throw ConfigError(n.path, who(layer) + " is called with and without use_causal_mask; Lighter needs one setting per layer");
+    causal = n.causal;
+  }
+  if (!causal) return;
+  if (auto* mha = dynamic_cast<layers::MultiHeadAttentionImpl*>(&layer)) {
+    if (*causal) mha->set_use_causal_mask(true);
+  } else if (auto* att = dynamic_cast<layers::AttentionImpl*>(&layer)) {
+    if (*causal) att->set_use_causal_mask(true);
+  } else if (dynamic_cast<layers::TransformerDecoderImpl*>(&layer)) {
+    if (!*causal) throw ConfigError(nodes.front().path, who(layer) + ": use_causal_mask false is not supported (its self-attention is causal)");
+  } else if (*causal) {
+    throw ConfigError(nodes.front().path, who(layer) + " takes no use_causal_mask argument");
+  }
 }
 
 // input_layers / output_layers: a list of triples, or one flat triple (Keras 3 with a single tensor).
@@ -661,6 +696,7 @@ ModelPtr functional_from_json(const json& config, const std::string& path) {
         throw ConfigError(ipath, "expected the layer's calls (inbound_nodes), got " + describe(inbound));
       for (size_t k = 0; k < inbound.size(); ++k)
         e.nodes.push_back(node_from_json(inbound[k], join_path(ipath, k), *e.layer));
+      apply_call_causal(e.nodes, *e.layer);
     }
     by_name[lname] = entries.size();
     entries.push_back(std::move(e));

@@ -30,6 +30,11 @@ torch::Tensor ModelImpl::forward_pre_activation(const torch::Tensor& x) {
   return call({x}, {}, {true}).values.front();
 }
 
+torch::Tensor ModelImpl::forward_step(const torch::Tensor&, layers::DecodeCache&, bool) {
+  throw ShapeError("model '" + name_ + "' (" + class_name_ +
+                   ") cannot decode step by step; generation with a cache needs a Sequential model");
+}
+
 std::string ModelImpl::output_activation() const {
   expect_single_io("output_activation");
   return output_activations().front();

@@ -59,6 +59,11 @@ class ModelImpl : public torch::nn::Module {
   virtual torch::Tensor forward(const torch::Tensor& x);
   /// The output before the final softmax/sigmoid (see output_activation); single input and output.
   virtual torch::Tensor forward_pre_activation(const torch::Tensor& x);
+  /// Incremental decoding for generation: runs new steps `x` (N, t) at positions [cache.position, +t) of a
+  /// sequence whose earlier steps went through before (see LayerImpl::forward_step), returning the (single)
+  /// output for those steps, before its final softmax/sigmoid when `pre_activation`. The caller advances
+  /// cache.position. ShapeError for models that cannot (the default; Sequential models of layers that can).
+  virtual torch::Tensor forward_step(const torch::Tensor& x, layers::DecodeCache& cache, bool pre_activation);
   /// The activation the (single) output ends with ("softmax", "sigmoid", "linear", ...).
   virtual std::string output_activation() const;
 

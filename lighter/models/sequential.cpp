@@ -217,6 +217,17 @@ torch::Tensor SequentialImpl::forward_pre_activation(const torch::Tensor& x) {
   return last->forward_pre_activation(h);
 }
 
+torch::Tensor SequentialImpl::forward_step(const torch::Tensor& x, layers::DecodeCache& cache, bool pre_activation) {
+  build_for(x);
+  torch::Tensor h = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& l = layers_[i];
+    // The last layer acts per step (a Dense head): its pre-activation output is the logits.
+    h = (pre_activation && i + 1 == layers_.size() && l->acts_per_step()) ? l->forward_pre_activation(h) : l->forward_step(h, cache);
+  }
+  return h;
+}
+
 std::string SequentialImpl::output_activation() const {
   return layers_.empty() ? "linear" : layers_.back()->output_activation();
 }

@@ -32,6 +32,8 @@ class SequentialImpl : public ModelImpl {
   torch::Tensor forward(const torch::Tensor& x) override;
   torch::Tensor forward_pre_activation(const torch::Tensor& x) override;
   std::string output_activation() const override;
+  /// Each layer's forward_step in turn (masks play no part: generated sequences have no padding).
+  torch::Tensor forward_step(const torch::Tensor& x, layers::DecodeCache& cache, bool pre_activation) override;
   /// One input, one output: its value (pre-activation when asked) and the mask the last layer leaves on it.
   ModelOutputs call(const std::vector<torch::Tensor>& inputs, const std::vector<torch::Tensor>& masks = {},
                     const std::vector<bool>& pre_activation = {}) override;

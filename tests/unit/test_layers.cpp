@@ -230,6 +230,11 @@ TEST_CASE("every registered layer round-trips its config", "[layers]") {
     if (name == "Dot") config = {{"axes", 2}, {"normalize", true}};
     if (name == "Concatenate") config = {{"axis", 1}};
     if (name == "MultiHeadAttention") config = {{"num_heads", 2}, {"key_dim", 3}, {"value_dim", 4}, {"dropout", 0.1}};
+    if (name == "PositionEmbedding") config = {{"sequence_length", 8}};
+    if (name == "TokenAndPositionEmbedding")
+      config = {{"vocabulary_size", 20}, {"sequence_length", 8}, {"embedding_dim", 4}, {"mask_zero", true}};
+    if (name == "TransformerEncoder" || name == "TransformerDecoder")
+      config = {{"intermediate_dim", 8}, {"num_heads", 2}, {"dropout", 0.1}, {"normalize_first", true}};
     if (name == "Bidirectional" || name == "TimeDistributed")
       config = {{"layer", {{"class_name", "LSTM"}, {"config", {{"units", 2}}}}}};
     auto layer = from_json({{"class_name", name}, {"config", config}}, "l");
