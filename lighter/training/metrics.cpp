@@ -332,6 +332,82 @@ double Precision::result() const { return tp_.defined() ? ratio(tp_, tp_ + fp_) 
 
 double Recall::result() const { return tp_.defined() ? ratio(tp_, tp_ + fn_) : 0.0; }
 
+// ---- FBetaScore and F1Score ------------------------------------------------------------------------------------
+
+FBetaScore::FBetaScore(std::string name, std::string average, double beta, std::optional<double> threshold)
+    : Metric(std::move(name)), average_(std::move(average)), beta_(beta), threshold_(threshold) {
+  if (!average_.empty() && average_ != "micro" && average_ != "macro" && average_ != "weighted")
+    throw ConfigError("average", "expected null, \"micro\", \"macro\" or \"weighted\", got \"" + average_ + "\"");
+  if (!(beta_ > 0.0)) throw ConfigError("beta", "expected a number > 0, got " + std::to_string(beta_));
+  if (threshold_ && !(*threshold_ > 0.0 && *threshold_ <= 1.0))
+    throw ConfigError("threshold", "expected a number in (0, 1], got " + std::to_string(*threshold_));
+}
+
+void FBetaScore::update_state(const torch::Tensor& y_pred, const torch::Tensor& y_true,
+                              const torch::Tensor& sample_weight, const torch::Tensor& mask) {
+  torch::NoGradGuard no_grad;
+  auto [p, t] = prepare(y_pred.detach().to(torch::kDouble), y_true.detach(), name());
+  torch::Tensor w = combined_weights(sample_weight, mask, p, name());
+  const int64_t classes = p.size(-1);
+  if (average_.empty() && classes != 1)
+    throw ShapeError(name() + ": average null gives one score per class (" + std::to_string(classes) +
+                     " here) and a log holds one number; set average to \"micro\", \"macro\" or \"weighted\"");
+  if (!average_.empty() && average_ != "micro" && tp_.defined() && tp_.size(0) != classes)
+    throw ShapeError(name() + ": predictions have " + std::to_string(classes) + " classes, earlier batches had " +
+                     std::to_string(tp_.size(0)));
+  p = p.reshape({-1, classes});
+  t = t.reshape({-1, classes});
+  torch::Tensor predicted;
+  if (threshold_) {
+    predicted = (p > *threshold_).to(torch::kDouble);
+  } else {
+    // Keras: the row's maximum is the positive; abs > 1e-9 keeps an all-zero row from being all positive.
+    predicted = p.ge(std::get<0>(p.max(-1, true))).logical_and(p.abs() > 1e-9).to(torch::kDouble);
+  }
+  if (w.defined()) w = w.reshape({-1, classes});
+  auto weighted_sum = [&](const torch::Tensor& v) {
+    torch::Tensor x = w.defined() ? v * w : v;
+    return average_ == "micro" ? x.sum() : x.sum(0);
+  };
+  tp_ = accumulated(tp_, weighted_sum(predicted * t));
+  fp_ = accumulated(fp_, weighted_sum(predicted * (1.0 - t)));
+  fn_ = accumulated(fn_, weighted_sum((1.0 - predicted) * t));
+  label_weights_ = accumulated(label_weights_, weighted_sum(t));
+}
+
+torch::Tensor FBetaScore::result_tensor() const {
+  if (!tp_.defined()) return torch::zeros({}, torch::kDouble);
+  // Keras' formula, epsilons included (so a class never predicted nor present scores 0, not NaN).
+  torch::Tensor precision = tp_ / (tp_ + fp_ + kEpsilon);
+  torch::Tensor recall = tp_ / (tp_ + fn_ + kEpsilon);
+  const double b2 = beta_ * beta_;
+  torch::Tensor score = (1.0 + b2) * (precision * recall) / (b2 * precision + recall + kEpsilon);
+  if (average_ == "weighted") return (score * (label_weights_ / (label_weights_.sum() + kEpsilon))).sum();
+  if (!average_.empty()) return score.mean();
+  return score;
+}
+
+double FBetaScore::result() const {
+  torch::Tensor r = result_tensor();
+  return r.numel() == 1 ? r.item<double>() : 0.0;  // more than one class without average is refused by update_state
+}
+
+void FBetaScore::reset_state() { tp_ = fp_ = fn_ = label_weights_ = torch::Tensor(); }
+
+nlohmann::json FBetaScore::get_config() const {
+  auto config = Metric::get_config();
+  config["average"] = average_.empty() ? json(nullptr) : json(average_);
+  config["beta"] = beta_;
+  config["threshold"] = threshold_ ? json(*threshold_) : json(nullptr);
+  return config;
+}
+
+nlohmann::json F1Score::get_config() const {
+  auto config = FBetaScore::get_config();
+  config.erase("beta");  // as Keras' F1Score.get_config
+  return config;
+}
+
 // ---- R2Score ------------------------------------------------------------------------------------------------
 
 R2Score::R2Score(std::string name, std::string class_aggregation, int64_t num_regressors)
@@ -462,6 +538,22 @@ double read_threshold(ConfigReader& r, const std::string& key) {
   return value.get<double>();
 }
 
+// FBetaScore's average: null (per class) or micro/macro/weighted; "" stands for null.
+std::string read_average(ConfigReader& r) {
+  const json& v = r.raw_or_null("average");
+  if (v.is_null()) return "";
+  return r.choice("average", "", {"micro", "macro", "weighted"});
+}
+
+// FBetaScore's threshold: null (the row's maximum) or one number in (0, 1], as Keras checks.
+std::optional<double> read_fbeta_threshold(ConfigReader& r) {
+  const json& v = r.raw_or_null("threshold");
+  if (v.is_null()) return std::nullopt;
+  if (!v.is_number() || !(v.get<double>() > 0.0 && v.get<double>() <= 1.0))
+    throw ConfigError(r.path_of("threshold"), "expected null or a number in (0, 1], got " + describe(v));
+  return v.get<double>();
+}
+
 Registry<MetricPtr, ConfigReader&> make_registry() {
   Registry<MetricPtr, ConfigReader&> reg("metric");
   reg.add("accuracy", [](ConfigReader& r) -> MetricPtr {
@@ -520,6 +612,18 @@ Registry<MetricPtr, ConfigReader&> make_registry() {
     r.require_null("class_id", "class_id (only binary recall)");
     return std::make_shared<Recall>(name, threshold);
   });
+  reg.add("FBetaScore", [](ConfigReader& r) -> MetricPtr {
+    std::string name = read_name(r, "fbeta_score");
+    std::string average = read_average(r);
+    double beta = r.get<double>("beta", 1.0);
+    if (!(beta > 0.0)) throw ConfigError(r.path_of("beta"), "expected a number > 0");
+    return std::make_shared<FBetaScore>(name, average, beta, read_fbeta_threshold(r));
+  });
+  reg.add("F1Score", [](ConfigReader& r) -> MetricPtr {
+    std::string name = read_name(r, "f1_score");
+    std::string average = read_average(r);
+    return std::make_shared<F1Score>(name, average, read_fbeta_threshold(r));
+  });
   reg.add("R2Score", [](ConfigReader& r) -> MetricPtr {
     std::string name = read_name(r, "r2_score");
     if (r.object().contains("class_aggregation") && r.object().at("class_aggregation").is_null())
@@ -552,6 +656,8 @@ Registry<MetricPtr, ConfigReader&> make_registry() {
       {"precision", "Precision"},
       {"recall", "Recall"},
       {"r2_score", "R2Score"},
+      {"f1_score", "F1Score"},
+      {"fbeta_score", "FBetaScore"},
       {"mean", "Mean"},
   };
   for (const auto& a : aliases) reg.alias(a.first, a.second);

@@ -2,6 +2,7 @@
 /// Keras metrics: stateful accumulators (update_state per batch, result, reset_state per epoch). State is kept as
 /// tensors on the data's device, so update_state never waits for the device; result() does.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -228,6 +229,44 @@ class Recall : public ConfusionMetric {
   explicit Recall(std::string name = "recall", double threshold = 0.5) : ConfusionMetric(std::move(name), threshold) {}
   std::string class_name() const override { return "Recall"; }
   double result() const override;
+};
+
+/// Keras FBetaScore: (1 + beta²) · precision · recall / (beta² · precision + recall), from per-class true positive,
+/// false positive and false negative counts over (N, C) predictions (other ranks are read as (-1, C); [N] as
+/// [N, 1]). A prediction is positive above `threshold`; without one (Keras' default), the highest score of each
+/// row is the positive (ties all positive, an all-zero row none). Keras quirk kept: with one output column and no
+/// threshold, every non-zero prediction is positive, so a sigmoid output wants threshold 0.5. `average`: "" (Keras'
+/// None: one score per class, so only one column fits a scalar log), "micro" (counts summed over classes first),
+/// "macro" (mean of the per-class scores) or "weighted" (weighted by each class's count of true labels).
+class FBetaScore : public Metric {
+ public:
+  explicit FBetaScore(std::string name = "fbeta_score", std::string average = "", double beta = 1.0,
+                      std::optional<double> threshold = std::nullopt);
+  std::string class_name() const override { return "FBetaScore"; }
+  void update_state(const torch::Tensor& y_pred, const torch::Tensor& y_true,
+                    const torch::Tensor& sample_weight = {}, const torch::Tensor& mask = {}) override;
+  double result() const override;
+  /// The per-class scores (C), or the averaged one as a scalar tensor.
+  torch::Tensor result_tensor() const;
+  void reset_state() override;
+  nlohmann::json get_config() const override;
+
+ protected:
+  std::string average_;
+  double beta_;
+  std::optional<double> threshold_;
+  torch::Tensor tp_, fp_, fn_, label_weights_;  // per class (C), or scalars for "micro"
+};
+
+/// Keras F1Score: FBetaScore with beta 1 (its config has no `beta`). For a binary sigmoid output:
+/// `F1Score("f1_score", "", 0.5)`, or in JSON {"class_name": "F1Score", "config": {"threshold": 0.5}}.
+class F1Score : public FBetaScore {
+ public:
+  explicit F1Score(std::string name = "f1_score", std::string average = "",
+                   std::optional<double> threshold = std::nullopt)
+      : FBetaScore(std::move(name), std::move(average), 1.0, threshold) {}
+  std::string class_name() const override { return "F1Score"; }
+  nlohmann::json get_config() const override;
 };
 
 /// Keras R2Score: 1 - SS_res / SS_tot per output column, aggregated by "uniform_average" or

@@ -97,6 +97,7 @@ TEST_CASE("metrics over uneven batches equal one batch, weighted", "[metrics]") 
                              {"r2_score", reg_pred, reg_true},   {"sparse_categorical_accuracy", cls_pred, cls_true},
                              {"binary_accuracy", bin_pred, bin_true}, {"auc", bin_pred, bin_true},
                              {"precision", bin_pred, bin_true},  {"recall", bin_pred, bin_true},
+                             {"f1_score", bin_pred, bin_true},
                              {"sparse_top_k_categorical_accuracy", cls_pred, cls_true}};
   for (const auto& c : cases) {
     for (bool weighted : {false, true}) {
@@ -232,6 +233,89 @@ TEST_CASE("precision and recall, including no positives", "[metrics]") {
   REQUIRE(std::isfinite(none_p.result()));
 }
 
+TEST_CASE("f1_score and fbeta_score against hand counts", "[metrics]") {
+  // Binary at threshold 0.5: predicted positive 0.9 (tp), 0.6 (fp), 0.8 (tp); 0.3 a missed positive (fn).
+  // precision 2/3, recall 2/3 -> F1 2/3. Keras' epsilons (1e-7) are below Approx's tolerance.
+  auto p = t2({{0.9}, {0.6}, {0.3}, {0.8}, {0.2}});
+  auto y = t1({1, 0, 1, 1, 0});
+  metrics::F1Score f1("f1_score", "", 0.5);
+  f1.update_state(p.narrow(0, 0, 2), y.narrow(0, 0, 2));
+  f1.update_state(p.narrow(0, 2, 3), y.narrow(0, 2, 3));
+  REQUIRE(f1.result() == Approx(2.0 / 3));
+  // weight 2 on the first true positive: tp 3, fp 1, fn 1 -> 3/4
+  metrics::F1Score wf1("f1", "", 0.5);
+  wf1.update_state(p, y, t1({2, 1, 1, 1, 1}));
+  REQUIRE(wf1.result() == Approx(0.75));
+  // beta 2 at threshold 0.25: predicted 0.9 0.6 0.3 0.8 -> tp 3, fp 1, fn 0; P 3/4, R 1
+  // -> (1 + 4) * 0.75 * 1 / (4 * 0.75 + 1) = 15/16
+  metrics::FBetaScore f2("fbeta", "", 2.0, 0.25);
+  f2.update_state(p, y);
+  REQUIRE(f2.result() == Approx(15.0 / 16));
+  // Integer labels [N] as `fit` gives them.
+  metrics::F1Score ints("f1", "", 0.5);
+  ints.update_state(p, torch::tensor({1, 0, 1, 1, 0}));
+  REQUIRE(ints.result() == Approx(2.0 / 3));
+  // Keras' default threshold (None) takes each row's maximum: with one column every non-zero score is positive.
+  metrics::F1Score quirk;
+  quirk.update_state(t2({{0.9}, {0.2}, {0.0}}), t1({1, 0, 0}));
+  REQUIRE(quirk.result() == Approx(2.0 / 3));  // tp 1, fp 1 (0.2), the 0.0 row negative
+
+  // Three classes, argmax; labels 0 1 1 1, predicted 0 1 2 0.
+  // class 0: tp 1 fp 1 fn 0 -> 2/3; class 1: tp 1 fp 0 fn 2 -> P 1, R 1/3 -> 1/2; class 2: tp 0 fp 1 -> 0.
+  auto q = t2({{0.7, 0.2, 0.1}, {0.1, 0.6, 0.3}, {0.3, 0.3, 0.4}, {0.5, 0.4, 0.1}});
+  auto onehot = t2({{1, 0, 0}, {0, 1, 0}, {0, 1, 0}, {0, 1, 0}});
+  metrics::F1Score macro("f1", "macro"), weighted("f1", "weighted"), micro("f1", "micro");
+  for (auto* m : {&macro, &weighted, &micro}) update_in_two(*m, q, onehot, {}, 3);
+  REQUIRE(macro.result() == Approx((2.0 / 3 + 0.5 + 0.0) / 3));
+  REQUIRE(weighted.result() == Approx((2.0 / 3 * 1 + 0.5 * 3 + 0.0 * 0) / 4));  // by true-label counts 1, 3, 0
+  REQUIRE(micro.result() == Approx(0.5));                                     // tp 2, fp 2, fn 2
+  auto per_class = macro.result_tensor();
+  REQUIRE(per_class.dim() == 0);
+  metrics::F1Score none_avg("f1");
+  REQUIRE_THROWS_AS(none_avg.update_state(q, onehot), lighter::ShapeError);
+  // Ties at the maximum are all positive; an all-zero row has none: tp 1, fp 1, fn 1 -> 1/2.
+  metrics::F1Score ties("f1", "micro");
+  ties.update_state(t2({{0.5, 0.5, 0.0}, {0, 0, 0}}), t2({{1, 0, 0}, {0, 0, 1}}));
+  REQUIRE(ties.result() == Approx(0.5));
+  // A mask keeps padded positions out: (N=1, T=3, C=1) with the wrong last step masked.
+  metrics::F1Score masked("f1", "", 0.5);
+  masked.update_state(torch::tensor({0.9, 0.1, 0.8}).reshape({1, 3, 1}), torch::tensor({{1.0, 0.0, 0.0}}), {},
+                      torch::tensor({{true, true, false}}));
+  REQUIRE(masked.result() == Approx(1.0));
+
+  // Nothing seen, nothing predicted and no positives: 0, not NaN.
+  metrics::F1Score empty("f1", "", 0.5);
+  REQUIRE(empty.result() == 0.0);
+  empty.update_state(t1({0.1, 0.2}), t1({0, 0}));
+  REQUIRE(empty.result() == 0.0);
+  empty.reset_state();
+  empty.update_state(p, y);
+  REQUIRE(empty.result() == Approx(2.0 / 3));
+}
+
+TEST_CASE("F1Score reads Keras configs", "[metrics]") {
+  auto f1 = metrics::get(json::parse(R"({"module": "keras.metrics", "class_name": "F1Score", "registered_name": null,
+      "config": {"name": "f1", "dtype": "float32", "average": null, "threshold": 0.5}})"));
+  REQUIRE(f1->class_name() == "F1Score");
+  REQUIRE(f1->name() == "f1");
+  REQUIRE(f1->get_config() == json::parse(R"({"name": "f1", "dtype": "float32", "average": null, "threshold": 0.5})"));
+  f1->update_state(t2({{0.9}, {0.6}, {0.3}, {0.8}}), t1({1, 0, 1, 1}));
+  REQUIRE(f1->result() == Approx(2.0 / 3));  // P 2/3, R 2/3
+  auto fb = metrics::get(json::parse(R"({"class_name": "FBetaScore", "config": {"beta": 0.5, "average": "macro"}})"));
+  REQUIRE(fb->get_config()["beta"] == 0.5);
+  REQUIRE(fb->get_config()["average"] == "macro");
+  REQUIRE(fb->get_config()["threshold"].is_null());
+  LIGHTER_REQUIRE_THROWS_WITH(
+      metrics::get(json::parse(R"({"class_name": "F1Score", "config": {"average": "samples"}})"), "compile.metrics[2]"),
+      "compile.metrics[2].config.average: expected one of");
+  LIGHTER_REQUIRE_THROWS_WITH(metrics::get(json::parse(R"({"class_name": "F1Score", "config": {"threshold": 0}})")),
+                              "metrics.config.threshold: expected null or a number in (0, 1]");
+  LIGHTER_REQUIRE_THROWS_WITH(metrics::get(json::parse(R"({"class_name": "F1Score", "config": {"beta": 2}})")),
+                              "metrics.config.beta: unknown key");
+  LIGHTER_REQUIRE_THROWS_WITH(metrics::get(json::parse(R"({"class_name": "FBetaScore", "config": {"beta": 0}})")),
+                              "metrics.config.beta: expected a number > 0");
+}
+
 TEST_CASE("masks restrict metrics to valid positions", "[metrics]") {
   // [N=1, T=3, C=2]: position 2 is padding and predicted wrong
   auto p = torch::tensor({0.8, 0.2, 0.4, 0.6, 0.9, 0.1}, torch::kFloat).reshape({1, 3, 2});
@@ -315,6 +399,9 @@ TEST_CASE("metrics::get reads every Keras spelling and names mistakes", "[metric
       {"recall", "Recall"},
       {"r2_score", "R2Score"},
       {"R2Score", "R2Score"},
+      {"f1_score", "F1Score"},
+      {"F1Score", "F1Score"},
+      {"fbeta_score", "FBetaScore"},
   };
   for (const auto& s : spellings) {
     INFO(s.first);
