@@ -1,6 +1,7 @@
 #include "lighter/cli/commands.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 
 #include "lighter/callbacks/backup_and_restore.h"
 #include "lighter/callbacks/registry.h"
+#include "lighter/cli/language_model.h"
 #include "lighter/cli/run_config.h"
 #include "lighter/core/device.h"
 #include "lighter/core/error.h"
@@ -27,6 +29,7 @@
 #include "lighter/data/idx.h"
 #include "lighter/data/npy.h"
 #include "lighter/data/text.h"
+#include "lighter/models/generation.h"
 #include "lighter/models/keras_json.h"
 #include "lighter/models/saving.h"
 #include "lighter/training/plot.h"
@@ -46,6 +49,8 @@ const char* kUsage =
     "  evaluate CONFIG --weights DIR [--data CSV|TEXT] [--set KEY=VALUE ...]\n"
     "  predict CONFIG --weights DIR --input FILE (.csv, .npy, IDX; text: one per line) [--output CSV]\n"
     "  summary CONFIG|MODEL_JSON\n"
+    "  generate CONFIG --weights DIR --prompt TEXT [--max-new-tokens N (64)] [--sampler greedy|random|top_k|top_p]\n"
+    "           [--temperature T (1)] [--k K (5)] [--p P (0.9)] [--seed S] [--no-cache] [--device cpu|cuda|auto]\n"
     "\n"
     "options for every command: --log-level trace|debug|info|warn|error, --threads N\n";
 
@@ -60,7 +65,30 @@ struct Args {
   std::string output_dir, device, weights, data, input, output, log_level;
   int threads = 0;
   bool resume = false;
+  // generate
+  std::optional<std::string> prompt;
+  models::GenerateOptions generation;
 };
+
+int64_t integer_flag(const std::string& flag, const std::string& text) {
+  try {
+    size_t used = 0;
+    int64_t v = std::stoll(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(flag + " needs an integer, got '" + text + "'");
+}
+
+double number_flag(const std::string& flag, const std::string& text) {
+  try {
+    size_t used = 0;
+    double v = std::stod(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw UsageError(flag + " needs a number, got '" + text + "'");
+}
 
 Args parse_args(const std::vector<std::string>& argv) {
   Args a;
@@ -90,6 +118,24 @@ Args parse_args(const std::vector<std::string>& argv) {
       a.output = value(s);
     } else if (s == "--resume") {
       a.resume = true;
+    } else if (s == "--prompt") {
+      a.prompt = value(s);
+    } else if (s == "--max-new-tokens") {
+      a.generation.max_new_tokens(integer_flag(s, value(s)));
+    } else if (s == "--sampler") {
+      a.generation.sampler(value(s));
+    } else if (s == "--temperature") {
+      a.generation.temperature(number_flag(s, value(s)));
+    } else if (s == "--k") {
+      a.generation.k(integer_flag(s, value(s)));
+    } else if (s == "--p") {
+      a.generation.p(number_flag(s, value(s)));
+    } else if (s == "--seed") {
+      int64_t seed = integer_flag(s, value(s));
+      if (seed < 0) throw UsageError("--seed needs a non-negative integer");
+      a.generation.seed(seed);
+    } else if (s == "--no-cache") {
+      a.generation.use_cache(false);
     } else if (s == "--log-level") {
       a.log_level = value(s);
     } else if (s == "--threads") {
@@ -204,6 +250,9 @@ data::Table read_source(const DataSource& s, bool classification, const std::vec
   data::Table table;
   if (s.format == "text") {
     table = read_text_source(s, classification, classes, vectorizer, adapt);
+  } else if (s.format == "language_model") {
+    if (!vectorizer) throw ConfigError(s.json_path, "a language_model source needs the text vectorizer saved with the model");
+    table = read_language_model(s, *vectorizer, adapt);
   } else if (s.format == "idx") {
     table = data::read_idx_images(s.images, s.labels, s.classes.empty() ? classes : s.classes);
   } else if (s.format == "npy") {
@@ -224,6 +273,43 @@ torch::Tensor model_input(const models::ModelImpl& model, const torch::Tensor& x
   std::string dtype = model.input_dtype();
   if (dtype.rfind("int", 0) == 0 || dtype.rfind("uint", 0) == 0) return x.to(torch::kLong);
   return x.scalar_type() == torch::kFloat32 ? x : x.to(torch::kFloat32);
+}
+
+// A language model takes every id of the vectorizer's vocabulary and scores each one as the next token. `sample`
+// is one row of the training ids (its shape is what the model is built for).
+void check_vocabulary_fits(models::ModelImpl& model, const data::TextVectorizer& vectorizer, const torch::Tensor& sample) {
+  const int64_t v = vectorizer.vocabulary_size();
+  torch::Tensor out;
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  std::string problem;
+  try {
+    out = model.forward(torch::full_like(sample, v - 1));
+  } catch (const c10::Error& e) {
+    problem = e.what_without_backtrace();
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    problem = e.what();
+  }
+  if (!problem.empty()) {
+    // Padding ids alone: a model that fails on these too has another problem, reported as it is.
+    out = model.forward(torch::zeros_like(sample));
+    model.train(was_training);
+    throw ConfigError("data.text_vectorization",
+                      "the vocabulary has " + std::to_string(v) + " tokens (padding and OOV included) but the model "
+                      "cannot take the id " + std::to_string(v - 1) + " (set max_tokens to the model's vocabulary "
+                      "size): " + problem);
+  }
+  model.train(was_training);
+  if (out.dim() != 3)
+    throw ConfigError("model", "a language model gives next-token scores of shape (batch, steps, vocabulary), this "
+                               "one gives " + shape_to_string(Shape(out.sizes().begin(), out.sizes().end())));
+  if (out.size(-1) < v)
+    throw ConfigError("data.text_vectorization",
+                      "the vocabulary has " + std::to_string(v) + " tokens (padding and OOV included) but the model "
+                      "scores " + std::to_string(out.size(-1)) + " (set max_tokens, or the last layer's units)");
 }
 
 json scores_json(const std::map<std::string, double>& scores) {
@@ -390,17 +476,20 @@ int cmd_train(const Args& a) {
   bool classification = is_classification_loss(model->trainer().loss().name());
   // Text sources go through one vectorizer: adapted on the training texts, reused for the other splits.
   std::optional<data::TextVectorizer> vectorizer;
-  if (cfg.train.format == "text")
+  const bool language_model = cfg.train.format == "language_model";
+  if (cfg.train.format == "text" || language_model)
     vectorizer = in_file(a.config, [&] {
       return data::TextVectorizer::from_config(
           cfg.text_vectorization.is_null() ? json::object() : cfg.text_vectorization, "data.text_vectorization");
     });
   data::TextVectorizer* text = vectorizer ? &*vectorizer : nullptr;
-  data::Table train = read_source(cfg.train, classification, {}, text, /*adapt=*/true);
+  data::Table train = in_file(a.config, [&] { return read_source(cfg.train, classification, {}, text, /*adapt=*/true); });
   std::optional<data::Table> validation, test;
-  if (cfg.validation) validation = read_source(*cfg.validation, classification, train.classes, text);
-  if (cfg.test) test = read_source(*cfg.test, classification, train.classes, text);
+  if (cfg.validation)
+    validation = in_file(a.config, [&] { return read_source(*cfg.validation, classification, train.classes, text); });
+  if (cfg.test) test = in_file(a.config, [&] { return read_source(*cfg.test, classification, train.classes, text); });
   torch::Tensor x = model_input(*model, train.x);
+  if (language_model) in_file(a.config, [&] { check_vocabulary_fits(*model, *vectorizer, x.narrow(0, 0, 1)); });
   if (!model->built()) {
     torch::NoGradGuard no_grad;
     model->eval();
@@ -507,6 +596,16 @@ int cmd_train(const Args& a) {
   std::map<std::string, std::map<std::string, double>> scores;
   if (vx.defined()) scores["validation"] = model->evaluate(vx, vy, eval);
   if (test) scores["test"] = model->evaluate(model_input(*model, test->x), test->y, eval);
+  if (language_model) {
+    // Bits per token (the loss in bits) beside the unigram baseline of the training targets' frequencies.
+    auto add_bits = [&](const std::string& split, const torch::Tensor& targets) {
+      auto& s = scores[split];
+      if (s.count("loss")) s["bits_per_token"] = s["loss"] / std::log(2.0);
+      s["unigram_bits_per_token"] = unigram_bits_per_token(y, targets, vectorizer->vocabulary_size());
+    };
+    if (vx.defined()) add_bits("validation", vy);
+    if (test) add_bits("test", test->y);
+  }
   for (const auto& kv : scores) metrics[kv.first] = scores_json(kv.second);
   metrics["epochs"] = history.epoch.size();
   metrics["train_seconds"] = seconds;
@@ -570,6 +669,8 @@ int cmd_evaluate(const Args& a) {
       // A folder of class sub-folders or a file of labelled lines, whichever --data names.
       source.folder = fs::is_directory(a.data) ? a.data : "";
       source.path = fs::is_directory(a.data) ? "" : a.data;
+    } else if (source.format == "language_model") {
+      source.path = a.data;
     } else if (source.format != "csv") {
       throw UsageError("--data replaces a csv file or text data; this config's data is " + source.format +
                        " (edit the config)");
@@ -578,8 +679,10 @@ int cmd_evaluate(const Args& a) {
     }
   }
   auto vectorizer = vectorizer_of(extra, a.weights);
-  auto table = read_source(source, is_classification_loss(model->trainer().loss().name()), classes_of(extra),
-                           vectorizer ? &*vectorizer : nullptr);
+  auto table = in_file(a.config, [&] {
+    return read_source(source, is_classification_loss(model->trainer().loss().name()), classes_of(extra),
+                       vectorizer ? &*vectorizer : nullptr);
+  });
   training::EvaluateOptions eval;
   eval.batch_size(cfg.batch_size);
   auto scores = model->evaluate(model_input(*model, table.x), table.y, eval);
@@ -703,6 +806,57 @@ int cmd_summary(const Args& a) {
   return 0;
 }
 
+// Continues a prompt with a language model trained by `lighter train` (KerasHub's CausalLM.generate).
+int cmd_generate(const Args& a) {
+  if (!a.prompt) throw UsageError("generate needs --prompt TEXT");
+  models::GenerateOptions options = a.generation;
+  try {
+    models::check_generate_options(options);
+  } catch (const ConfigError& e) {
+    std::string flag = e.path();
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    throw UsageError("--" + flag + ": " + e.message());
+  }
+  auto [model, extra] = load_trained(a);
+  auto vectorizer = vectorizer_of(extra, a.weights);
+  if (!vectorizer)
+    throw DataError(a.weights, "the run has no text vectorizer (lighter.json): generate needs a model trained on "
+                               "token ids from text (a language_model data source)");
+  std::string dtype = model->input_dtype();
+  if (dtype.rfind("int", 0) != 0 && dtype.rfind("uint", 0) != 0)
+    throw DataError(a.weights, "generate needs a model of token ids (an int64 input), this one takes " + dtype);
+  torch::Tensor ids = token_ids(*vectorizer, *a.prompt);
+  if (ids.numel() == 0)
+    throw Error("--prompt: the prompt gives no tokens" + std::string(a.prompt->empty() ? " (it is empty)" : ""));
+  // Tokens outside the vocabulary become the OOV id, as in training; say so, since the model rarely saw it.
+  std::vector<std::string> unknown;
+  for (const auto& token : vectorizer->tokenize(*a.prompt))
+    if (vectorizer->token_id(token) == 1 && std::find(unknown.begin(), unknown.end(), token) == unknown.end())
+      unknown.push_back(token);
+  if (!unknown.empty()) {
+    std::string list;
+    for (const auto& t : unknown) list += (list.empty() ? "'" : ", '") + t + "'";
+    logger()->warn("--prompt: {} not in the vocabulary, read as the OOV token [UNK]", list);
+  }
+  auto device = resolve_device(a.device.empty() ? "cpu" : a.device, "--device");
+  model->to(device);
+  auto start = std::chrono::steady_clock::now();
+  torch::Tensor out = models::generate(*model, ids.unsqueeze(0), options);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const int64_t prompt_length = ids.size(0), added = out.size(1) - prompt_length;
+  logger()->info("generated {} tokens in {:.3f} s ({}, sampler {})", added, seconds,
+                 options.use_cache() ? "cached" : "without cache", options.sampler());
+  torch::Tensor tail = out[0].narrow(0, prompt_length, added).contiguous();
+  std::vector<int64_t> new_ids(tail.data_ptr<int64_t>(), tail.data_ptr<int64_t>() + added);
+  std::string continuation = decode_tokens(*vectorizer, new_ids);
+  const auto& split = vectorizer->options().split();
+  bool characters = split && *split == "character";
+  std::string text = *a.prompt + (characters || continuation.empty() ? "" : " ") + continuation;
+  std::fputs((text + "\n").c_str(), stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& argv) {
@@ -719,7 +873,8 @@ int run(const std::vector<std::string>& argv) {
     if (a.command == "evaluate") return cmd_evaluate(a);
     if (a.command == "predict") return cmd_predict(a);
     if (a.command == "summary") return cmd_summary(a);
-    throw UsageError("unknown command '" + a.command + "' (commands: train, evaluate, predict, summary)");
+    if (a.command == "generate") return cmd_generate(a);
+    throw UsageError("unknown command '" + a.command + "' (commands: train, evaluate, predict, summary, generate)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "lighter: %s\n%s", e.what(), kUsage);
     return 2;

@@ -24,7 +24,7 @@ DataSource parse_source(const json& j, const std::string& path, const std::strin
   ConfigReader r(j, path);
   DataSource s;
   s.json_path = path;
-  s.format = r.choice("format", "csv", {"csv", "idx", "npy", "text"});
+  s.format = r.choice("format", "csv", {"csv", "idx", "npy", "text", "language_model"});
   if (s.format == "csv") {
     s.path = resolve(base_dir, r.get<std::string>("path"));
     const json& target = r.raw_or_null("target");
@@ -55,11 +55,16 @@ DataSource parse_source(const json& j, const std::string& path, const std::strin
       if (s.label_separator.empty()) throw ConfigError(r.path_of("label_separator"), "must not be empty");
     }
     r.choice("encoding", "utf-8", {"utf-8"});
+  } else if (s.format == "language_model") {
+    s.path = resolve(base_dir, r.get<std::string>("path"));
+    s.sequence_length = r.positive_int("sequence_length");
+    s.sequence_stride = r.positive_int("sequence_stride", s.sequence_length);
+    r.choice("encoding", "utf-8", {"utf-8"});
   } else {
     s.x = resolve(base_dir, r.get<std::string>("x"));
     if (r.has("y")) s.y = resolve(base_dir, r.get<std::string>("y"));
   }
-  if (s.format != "csv") s.classes = r.get<std::vector<std::string>>("classes", {});
+  if (s.format != "csv" && s.format != "language_model") s.classes = r.get<std::vector<std::string>>("classes", {});
   s.shuffle = r.get<bool>("shuffle", false);
   r.finish();
   return s;
@@ -134,14 +139,23 @@ RunConfig parse_run_config(const json& config, const std::string& base_dir, cons
     lighter::data::TextVectorizer::from_config(c.text_vectorization, d.path_of("text_vectorization"));
   }
   d.finish();
-  bool any_text = c.train.format == "text" || (c.validation && c.validation->format == "text") ||
-                  (c.test && c.test->format == "text");
-  for (const auto* s : {c.validation ? &*c.validation : nullptr, c.test ? &*c.test : nullptr})
-    if (s && (s->format == "text") != (c.train.format == "text"))
+  auto is_text = [](const std::string& format) { return format == "text" || format == "language_model"; };
+  bool any_text = is_text(c.train.format) || (c.validation && is_text(c.validation->format)) ||
+                  (c.test && is_text(c.test->format));
+  for (const auto* s : {c.validation ? &*c.validation : nullptr, c.test ? &*c.test : nullptr}) {
+    if (s && is_text(s->format) != is_text(c.train.format))
       throw ConfigError(s->json_path + ".format", "text and non-text sources cannot be mixed (train is \"" +
                                                      c.train.format + "\")");
+    if (s && (s->format == "language_model") != (c.train.format == "language_model"))
+      throw ConfigError(s->json_path + ".format", "a language_model source goes with language_model sources only "
+                                                  "(train is \"" + c.train.format + "\")");
+  }
   if (!c.text_vectorization.is_null() && !any_text)
-    throw ConfigError("data.text_vectorization", "applies to text sources only (format \"text\")");
+    throw ConfigError("data.text_vectorization", "applies to text sources only (format \"text\" or \"language_model\")");
+  if (c.train.format == "language_model" && c.text_vectorization.is_object() &&
+      !c.text_vectorization.value("output_sequence_length", json()).is_null())
+    throw ConfigError("data.text_vectorization.output_sequence_length",
+                      "must be null for a language_model source (its windows are data.train.sequence_length long)");
 
   c.model = r.raw("model");
   if (!c.model.is_object()) throw ConfigError("model", "expected a Keras model object, got " + describe(c.model));

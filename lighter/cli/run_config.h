@@ -17,6 +17,16 @@ namespace lighter::cli {
 ///   {"format": "text", "path": ..., "label_separator": "\t"}   one example per line: label, separator, text
 ///   {"format": "text", "folder": ...}                  one sub-folder per class, one .txt file per example
 ///                                                      (text sources take "encoding": only "utf-8")
+///   {"format": "language_model", "path": ..., "sequence_length": 128, "sequence_stride": 128}
+///       next-token prediction on one text (KerasHub's CausalLM data): the whole file (UTF-8, a BOM dropped, CRLF
+///       read as LF) is one text, turned into ids by data.text_vectorization without padding: every token counts,
+///       so with "split": "character" spaces and newlines are tokens too (and with "standardize": null case and
+///       punctuation stay). The ids are cut into windows of sequence_length + 1 ids, one every sequence_stride ids
+///       (default sequence_length: windows do not overlap; Keras' timeseries_dataset_from_array defaults to 1); ids
+///       after the last whole window are dropped. x = window[:-1], y = window[1:], both int64 (N, sequence_length):
+///       the loss is sparse_categorical_crossentropy over (N, sequence_length, vocabulary) scores. Validation and
+///       test sources must be language_model sources too; data.validation_split takes the last windows, i.e. the
+///       end of the text. The vectorizer's output_sequence_length does not apply (must be null).
 /// idx and npy take "classes" (names of the class ids) too; every format takes "shuffle".
 struct DataSource {
   std::string format = "csv";
@@ -29,6 +39,7 @@ struct DataSource {
   std::string x, y;            // npy
   std::string folder;          // text: a folder of class sub-folders (else `path` is a file of labelled lines)
   std::string label_separator = "\t";
+  int64_t sequence_length = 0, sequence_stride = 0;  // language_model
   std::vector<std::string> classes;
   /// Shuffle the rows once after reading (seeded by the run's seed): for files sorted by class, so that
   /// validation_split, which takes the last rows as Keras does, gets every class.
