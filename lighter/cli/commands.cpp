@@ -1,5 +1,6 @@
 #include "lighter/cli/commands.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -29,6 +30,7 @@
 #include "lighter/data/idx.h"
 #include "lighter/data/npy.h"
 #include "lighter/data/text.h"
+#include "lighter/ensemble/weight_merge.h"
 #include "lighter/models/generation.h"
 #include "lighter/models/keras_json.h"
 #include "lighter/models/saving.h"
@@ -51,6 +53,8 @@ const char* kUsage =
     "  summary CONFIG|MODEL_JSON\n"
     "  generate CONFIG --weights DIR --prompt TEXT [--max-new-tokens N (64)] [--sampler greedy|random|top_k|top_p]\n"
     "           [--temperature T (1)] [--k K (5)] [--p P (0.9)] [--seed S] [--no-cache] [--device cpu|cuda|auto]\n"
+    "  merge --method soup|task_arithmetic|ties|dare|dare_ties|slerp --output DIR MODEL_DIR... [--base DIR]\n"
+    "        [--weights W,W,...] [--lambda L (1)] [--density D] [--seed S (0)] [--t T]\n"
     "\n"
     "options for every command: --log-level trace|debug|info|warn|error, --threads N\n";
 
@@ -68,6 +72,11 @@ struct Args {
   // generate
   std::optional<std::string> prompt;
   models::GenerateOptions generation;
+  // merge: the model folders (positional), the method and its numbers
+  std::vector<std::string> models;
+  std::string method, base;
+  std::vector<double> merge_weights;
+  std::optional<double> lambda, density, t;
 };
 
 int64_t integer_flag(const std::string& flag, const std::string& text) {
@@ -108,6 +117,15 @@ Args parse_args(const std::vector<std::string>& argv) {
       a.output_dir = value(s);
     } else if (s == "--device") {
       a.device = value(s);
+    } else if (s == "--weights" && a.command == "merge") {
+      // merge: one number per model, comma separated.
+      std::string list = value(s);
+      for (size_t start = 0; start <= list.size();) {
+        size_t end = list.find(',', start);
+        if (end == std::string::npos) end = list.size();
+        a.merge_weights.push_back(number_flag(s, list.substr(start, end - start)));
+        start = end + 1;
+      }
     } else if (s == "--weights") {
       a.weights = value(s);
     } else if (s == "--data") {
@@ -136,6 +154,16 @@ Args parse_args(const std::vector<std::string>& argv) {
       a.generation.seed(seed);
     } else if (s == "--no-cache") {
       a.generation.use_cache(false);
+    } else if (s == "--method") {
+      a.method = value(s);
+    } else if (s == "--base") {
+      a.base = value(s);
+    } else if (s == "--lambda") {
+      a.lambda = number_flag(s, value(s));
+    } else if (s == "--density") {
+      a.density = number_flag(s, value(s));
+    } else if (s == "--t") {
+      a.t = number_flag(s, value(s));
     } else if (s == "--log-level") {
       a.log_level = value(s);
     } else if (s == "--threads") {
@@ -147,6 +175,8 @@ Args parse_args(const std::vector<std::string>& argv) {
       if (a.threads <= 0) throw UsageError("--threads needs a positive integer");
     } else if (!s.empty() && s[0] == '-') {
       throw UsageError("unknown option " + s);
+    } else if (a.command == "merge") {
+      a.models.push_back(s);
     } else if (a.config.empty()) {
       a.config = s;
     } else {
@@ -792,6 +822,68 @@ int cmd_predict(const Args& a) {
   return 0;
 }
 
+// lighter merge: one model out of several saved ones of the same architecture (lighter/ensemble/weight_merge.h).
+int cmd_merge(const Args& a) {
+  static const std::vector<std::string> methods = {"soup", "task_arithmetic", "ties", "dare", "dare_ties", "slerp"};
+  if (a.method.empty()) throw UsageError("merge needs --method (soup, task_arithmetic, ties, dare, dare_ties, slerp)");
+  if (std::find(methods.begin(), methods.end(), a.method) == methods.end())
+    throw UsageError("unknown merge method '" + a.method + "' (soup, task_arithmetic, ties, dare, dare_ties, slerp)");
+  if (a.output.empty()) throw UsageError("merge needs --output DIR");
+  if (a.models.empty()) throw UsageError("merge needs the folders of the models to merge");
+  const bool with_base = a.method != "soup" && a.method != "slerp";
+  if (with_base && a.base.empty()) throw UsageError("--method " + a.method + " needs --base DIR (the model the others were fine-tuned from)");
+  if (!with_base && !a.base.empty()) throw UsageError("--method " + a.method + " takes no --base");
+  if ((a.method == "ties" || a.method == "dare" || a.method == "dare_ties") && !a.density)
+    throw UsageError("--method " + a.method + " needs --density D (the fraction of each task vector kept, in (0, 1])");
+  if (a.method == "slerp" && (a.models.size() != 2 || !a.t))
+    throw UsageError("--method slerp merges exactly two models and needs --t T in [0, 1]");
+  if (fs::exists(a.output) && !fs::is_empty(a.output))
+    throw UsageError("--output " + a.output + " exists and is not empty; merged models go into a new folder");
+
+  std::vector<ensemble::Weights> weights;
+  std::vector<std::string> labels;
+  std::vector<const ensemble::Weights*> all;
+  ensemble::Weights base;
+  if (with_base) {
+    base = ensemble::weights_of(*load_model(a.base));
+    labels.push_back(a.base);
+  }
+  for (const auto& dir : a.models) {
+    weights.push_back(ensemble::weights_of(*load_model(dir)));
+    labels.push_back(dir);
+  }
+  if (with_base) all.push_back(&base);
+  for (const auto& w : weights) all.push_back(&w);
+  ensemble::check_same_architecture(all, labels);
+
+  const double lambda = a.lambda.value_or(1.0);
+  const uint64_t seed = a.generation.seed() >= 0 ? static_cast<uint64_t>(a.generation.seed()) : 0;
+  ensemble::Weights merged;
+  if (a.method == "soup") merged = ensemble::average(weights, a.merge_weights);
+  else if (a.method == "task_arithmetic") merged = ensemble::task_arithmetic(base, weights, a.merge_weights, lambda);
+  else if (a.method == "ties") merged = ensemble::ties(base, weights, *a.density, a.merge_weights, lambda);
+  else if (a.method == "slerp") merged = ensemble::slerp(weights[0], weights[1], *a.t);
+  else merged = ensemble::dare(base, weights, *a.density, seed, a.merge_weights, a.method == "dare_ties", lambda);
+
+  // The first model (or the base) gives the architecture and what was saved beside it (a vectorizer, class names).
+  const std::string& first = with_base ? a.base : a.models.front();
+  auto model = load_model(first);
+  ensemble::assign_weights(*model, merged);
+  json extra = load_model_extra(first);
+  if (extra.is_null()) extra = json::object();
+  json record = {{"method", a.method}, {"models", a.models}};
+  if (with_base) record["base"] = a.base;
+  if (!a.merge_weights.empty()) record["weights"] = a.merge_weights;
+  if (a.lambda) record["lambda"] = *a.lambda;
+  if (a.density) record["density"] = *a.density;
+  if (a.method == "dare" || a.method == "dare_ties") record["seed"] = seed;
+  if (a.t) record["t"] = *a.t;
+  extra["merge"] = record;
+  save_model(*model, a.output, extra);
+  std::printf("merged %zu model(s) with %s into %s\n", a.models.size(), a.method.c_str(), a.output.c_str());
+  return 0;
+}
+
 int cmd_summary(const Args& a) {
   if (a.config.empty()) throw UsageError("summary needs a CONFIG or a model JSON file");
   json j = read_json_file(a.config);
@@ -874,7 +966,8 @@ int run(const std::vector<std::string>& argv) {
     if (a.command == "predict") return cmd_predict(a);
     if (a.command == "summary") return cmd_summary(a);
     if (a.command == "generate") return cmd_generate(a);
-    throw UsageError("unknown command '" + a.command + "' (commands: train, evaluate, predict, summary, generate)");
+    if (a.command == "merge") return cmd_merge(a);
+    throw UsageError("unknown command '" + a.command + "' (commands: train, evaluate, predict, summary, generate, merge)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "lighter: %s\n%s", e.what(), kUsage);
     return 2;

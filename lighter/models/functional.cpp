@@ -321,11 +321,6 @@ ModelOutputs FunctionalImpl::run(const std::vector<torch::Tensor>& inputs, const
     }
     masks[i] = {m};
   }
-  auto warn_dropped = [&](const layers::LayerPtr& l) {
-    if (mask_dropped_warned_.insert(l.get()).second)
-      logger()->warn("layer '{}' ({}) does not support masking; the mask of its input is dropped", l->layer_name(),
-                     l->class_name());
-  };
   for (size_t s = inputs_.size(); s < n; ++s) {
     const Step& step = steps_[s];
     const auto& node = *step.node;
@@ -345,7 +340,7 @@ ModelOutputs FunctionalImpl::run(const std::vector<torch::Tensor>& inputs, const
       torch::Tensor m;
       if (any_mask) {
         if (layer->supports_masking()) m = layer->compute_mask_list(xs, ms);
-        else warn_dropped(layer);
+        else warn_mask_dropped(*layer);
       }
       values[s] = {y};
       masks[s] = {m};
@@ -354,7 +349,7 @@ ModelOutputs FunctionalImpl::run(const std::vector<torch::Tensor>& inputs, const
     const torch::Tensor& x = xs.front();
     torch::Tensor m = ms.front();
     if (m.defined() && !layer->supports_masking()) {
-      warn_dropped(layer);
+      warn_mask_dropped(*layer);
       m = torch::Tensor();
     }
     std::vector<torch::Tensor> outs;

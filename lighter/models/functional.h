@@ -104,7 +104,6 @@ class FunctionalImpl : public ModelImpl {
   std::vector<size_t> inputs_;  // steps of the input layers, in the model's input order
   std::vector<Ref> outputs_;
   std::vector<layers::LayerPtr> layers_;
-  std::set<const layers::LayerImpl*> mask_dropped_warned_;
 };
 
 /// The holder users write: `Functional model({a, b}, {out});`.

@@ -4,7 +4,10 @@
 #include <cstdio>
 #include <sstream>
 
+#include <spdlog/spdlog.h>
+
 #include "lighter/core/error.h"
+#include "lighter/core/logging.h"
 
 namespace lighter::models {
 
@@ -28,6 +31,12 @@ torch::Tensor ModelImpl::forward(const torch::Tensor& x) {
 torch::Tensor ModelImpl::forward_pre_activation(const torch::Tensor& x) {
   expect_single_io("forward_pre_activation");
   return call({x}, {}, {true}).values.front();
+}
+
+void ModelImpl::warn_mask_dropped(const layers::LayerImpl& layer) {
+  if (mask_dropped_warned_.insert(&layer).second)
+    logger()->warn("layer '{}' ({}) does not support masking; the mask of its input is dropped", layer.layer_name(),
+                   layer.class_name());
 }
 
 torch::Tensor ModelImpl::forward_step(const torch::Tensor&, layers::DecodeCache&, bool) {

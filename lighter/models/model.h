@@ -3,6 +3,7 @@
 /// compile/fit/evaluate/predict calls of Keras (implemented by the Trainer in lighter/training).
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -145,8 +146,13 @@ class ModelImpl : public torch::nn::Module {
   bool stop_training = false;
 
  protected:
+  /// A mask reached a layer without mask support: Keras 2 raised here and Keras 3 drops it; Lighter drops it and
+  /// says so once per layer.
+  void warn_mask_dropped(const layers::LayerImpl& layer);
+
   std::string class_name_, name_;
   std::shared_ptr<training::Trainer> trainer_;
+  std::set<const layers::LayerImpl*> mask_dropped_warned_;
 };
 
 using ModelPtr = std::shared_ptr<ModelImpl>;

@@ -162,9 +162,7 @@ ModelOutputs SequentialImpl::call(const std::vector<torch::Tensor>& inputs, cons
     torch::Tensor in_mask = mask;
     out.values.push_back(last->forward_pre_activation(h));
     out.masks.push_back(in_mask.defined() && last->supports_masking() ? last->compute_mask(h, in_mask) : torch::Tensor());
-    if (in_mask.defined() && !last->supports_masking() && mask_dropped_warned_.insert(last.get()).second)
-      logger()->warn("layer '{}' ({}) does not support masking; the mask of its input is dropped", last->layer_name(),
-                     last->class_name());
+    if (in_mask.defined() && !last->supports_masking()) warn_mask_dropped(*last);
     return out;
   }
   out.values.push_back(run_layer(last, h, mask));
@@ -188,10 +186,7 @@ torch::Tensor SequentialImpl::run_layer(const layers::LayerPtr& l, const torch::
     return out;
   }
   if (!l->supports_masking()) {
-    // Keras 2 raised here and Keras 3 drops the mask; Lighter drops it and says so once per layer.
-    if (mask_dropped_warned_.insert(l.get()).second)
-      logger()->warn("layer '{}' ({}) does not support masking; the mask of its input is dropped", l->layer_name(),
-                     l->class_name());
+    warn_mask_dropped(*l);
     mask = torch::Tensor();
     return l->forward(h);
   }

@@ -55,7 +55,6 @@ class SequentialImpl : public ModelImpl {
   torch::Tensor run_layers(const torch::Tensor& x, size_t end, torch::Tensor& mask);
   /// One layer on (h, mask): forward_masked for layers that support masks, else forward and the mask dropped.
   torch::Tensor run_layer(const layers::LayerPtr& layer, const torch::Tensor& h, torch::Tensor& mask);
-  std::set<const layers::LayerImpl*> mask_dropped_warned_;
   std::vector<layers::LayerPtr> layers_;
   std::string input_name_;
   std::string input_dtype_ = "float32";

@@ -144,3 +144,44 @@ TEST_CASE("The greedy soup adds a model only when the held-out score does not dr
   REQUIRE(soup.score == Approx(0).margin(1e-6));
   REQUIRE(soup.individual_scores.size() == 4);
 }
+
+TEST_CASE("lighter merge writes the merged model; bad input gives one clear error", "[ensemble][merge][cli]") {
+  torch::manual_seed(7);
+  const std::string dir = lighter_test::temp_dir("merge_cli");
+  auto make = [](int64_t units) {
+    return L::Sequential({L::layers::Input({4}), L::layers::Dense(L::layers::DenseOptions(units).activation("relu")),
+                          L::layers::Dense(L::layers::DenseOptions(3).activation("softmax"))});
+  };
+  auto base = make(8), m1 = make(8), m2 = make(8), other = make(9);
+  L::save_model(*base, dir + "/base");
+  L::save_model(*m1, dir + "/m1");
+  L::save_model(*m2, dir + "/m2");
+  L::save_model(*other, dir + "/other");
+  std::string out;
+  REQUIRE(lighter_test::run_cli("merge --method ties --base " + dir + "/base --density 0.5 --weights 1,0.5 --lambda 0.8 --output " +
+                                    dir + "/ties " + dir + "/m1 " + dir + "/m2",
+                                &out) == 0);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("merged 2 model(s) with ties"));
+  auto merged = L::load_model(dir + "/ties");
+  auto want = E::ties(E::weights_of(*base), {E::weights_of(*m1), E::weights_of(*m2)}, 0.5, {1, 0.5}, 0.8);
+  auto got = E::weights_of(*merged);
+  for (size_t k = 0; k < want.size(); ++k) REQUIRE(max_abs_diff(got[k].second, want[k].second) < 1e-6);
+  REQUIRE(L::load_model_extra(dir + "/ties")["merge"]["density"] == 0.5);
+  // A soup of a model with itself is the model.
+  REQUIRE(lighter_test::run_cli("merge --method soup --output " + dir + "/soup " + dir + "/m1 " + dir + "/m1", &out) == 0);
+  auto x = torch::randn({3, 4});
+  REQUIRE(max_abs_diff(L::load_model(dir + "/soup")->predict(x), m1->predict(x)) < 1e-6);
+
+  REQUIRE(lighter_test::run_cli("merge --method soup --output " + dir + "/bad " + dir + "/m1 " + dir + "/other", &out) == 1);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS(dir + "/other: tensor 'dense.weight' has shape (9, 4)"));
+  REQUIRE(lighter_test::run_cli("merge --method ties --base " + dir + "/base --density 1.5 --output " + dir + "/bad " +
+                                    dir + "/m1",
+                                &out) == 1);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("density: expected a number in (0, 1], got 1.5"));
+  REQUIRE(lighter_test::run_cli("merge --method ties --density 0.5 --output " + dir + "/bad " + dir + "/m1", &out) == 2);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("needs --base DIR"));
+  REQUIRE(lighter_test::run_cli("merge --method soup --output " + dir + "/bad " + dir + "/missing", &out) == 1);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS(dir + "/missing"));
+  REQUIRE(lighter_test::run_cli("merge --method soup --output " + dir + "/ties " + dir + "/m1", &out) == 2);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("exists and is not empty"));
+}
