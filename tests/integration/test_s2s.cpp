@@ -5,6 +5,7 @@
 #include <set>
 
 #include "examples/s2s/s2s.h"
+#include "integration/s2s_toy.h"
 
 namespace L = lighter;
 
@@ -19,25 +20,6 @@ std::string cmudict_path() {
   return "";
 }
 
-// A toy transduction for the decoding check: each letter becomes one or two target tokens, so the outputs vary
-// in length and content once a small model has learnt a little of it.
-std::vector<s2s::Pair> toy_pairs(int64_t n) {
-  std::vector<s2s::Pair> pairs;
-  auto lengths = torch::randint(2, 8, {n}, torch::kLong);
-  for (int64_t i = 0; i < n; ++i) {
-    s2s::Pair p;
-    auto letters = torch::randint(0, 8, {lengths[i].item<int64_t>()}, torch::kLong);
-    for (int64_t j = 0; j < letters.numel(); ++j) {
-      int64_t c = letters[j].item<int64_t>();
-      p.word += static_cast<char>('a' + c);
-      p.phonemes.push_back(s2s::arpabet()[c]);
-      if (c % 3 == 0) p.phonemes.push_back(s2s::arpabet()[20 + c]);
-    }
-    pairs.push_back(p);
-  }
-  return pairs;
-}
-
 }  // namespace
 
 TEST_CASE("s2s: greedy decoding with carried states equals the Functional model run on the decoded prefix",
@@ -45,13 +27,13 @@ TEST_CASE("s2s: greedy decoding with carried states equals the Functional model 
   for (std::string cell : {"lstm", "gru"}) {
     DYNAMIC_SECTION(cell) {
       L::seed_everything(3);
-      auto train = s2s::encode(toy_pairs(600));
+      auto train = s2s::encode(lighter_test::toy_pairs(600));
       auto m = s2s::build_model(s2s::ModelOptions().cell(cell).units(24).embedding_dim(12));
       m.model->compile(L::optimizers::adam(1e-2), "sparse_categorical_crossentropy", {"accuracy"});
       m.model->fit({train.source, train.decoder_input}, {train.decoder_target},
                    L::FitOptions().epochs(8).batch_size(32).verbose(0));
 
-      auto words = s2s::words_of(toy_pairs(40));
+      auto words = s2s::words_of(lighter_test::toy_pairs(40));
       auto source = s2s::encode_words(words);  // right-padded to the longest word
       auto ids = s2s::greedy_decode_ids(m, source, 12);
       int64_t n = ids.size(0), steps = ids.size(1);

@@ -5,6 +5,7 @@
 
 #include "examples/tnn/spam.h"
 #include "examples/tnn/transformer_s2s.h"
+#include "integration/s2s_toy.h"
 
 // The transformer examples (examples/tnn): cached greedy decoding of the encoder-decoder equals re-running the
 // whole model, and configs/spam_transformer.json is the model the C++ example builds and trains with `lighter`.
@@ -13,33 +14,10 @@ namespace L = lighter;
 using L::json;
 namespace fs = std::filesystem;
 
-namespace {
-
-// A toy transduction: each letter becomes one or two target tokens, so outputs vary in length and content once a
-// small model has learnt a little of it.
-std::vector<s2s::Pair> toy_pairs(int64_t n) {
-  std::vector<s2s::Pair> pairs;
-  auto lengths = torch::randint(2, 8, {n}, torch::kLong);
-  for (int64_t i = 0; i < n; ++i) {
-    s2s::Pair p;
-    auto letters = torch::randint(0, 8, {lengths[i].item<int64_t>()}, torch::kLong);
-    for (int64_t j = 0; j < letters.numel(); ++j) {
-      int64_t c = letters[j].item<int64_t>();
-      p.word += static_cast<char>('a' + c);
-      p.phonemes.push_back(s2s::arpabet()[c]);
-      if (c % 3 == 0) p.phonemes.push_back(s2s::arpabet()[20 + c]);
-    }
-    pairs.push_back(p);
-  }
-  return pairs;
-}
-
-}  // namespace
-
 TEST_CASE("tnn s2s: cached greedy decoding equals re-running the Functional model, alone or in a padded batch",
           "[examples][tnn][transformer]") {
   L::seed_everything(5);
-  auto pairs = toy_pairs(400);
+  auto pairs = lighter_test::toy_pairs(400);
   auto train = s2s::encode(pairs);
   auto m = tnn::build_model(tnn::S2SOptions().embedding_dim(16).intermediate_dim(32).num_heads(2).num_layers(2));
   tnn::check_lengths(m, pairs);
@@ -53,7 +31,7 @@ TEST_CASE("tnn s2s: cached greedy decoding equals re-running the Functional mode
                               L::FitOptions().epochs(4).batch_size(32).verbose(0));
   REQUIRE(history.last("loss") < history.history.at("loss").front());
 
-  auto words = s2s::words_of(toy_pairs(24));
+  auto words = s2s::words_of(lighter_test::toy_pairs(24));
   auto source = s2s::encode_words(words);  // right-padded to the longest word
   auto cached = tnn::greedy_decode_ids(m, source, 16);
   auto uncached = tnn::greedy_decode_ids_uncached(m, source, 16);
