@@ -20,7 +20,7 @@ torch::Tensor param_with_grad(const torch::Tensor& grad) {
 }
 }  // namespace
 
-TEST_CASE("Precision names round trip; other names are errors listing the choices", "[mixed_precision]") {
+TEST_CASE("Precision names round trip, other names are errors listing the choices", "[mixed_precision]") {
   for (auto p : {Precision::float32, Precision::mixed_float16, Precision::mixed_bfloat16})
     REQUIRE(T::precision_from_string(T::to_string(p)) == p);
   REQUIRE(T::to_string(Precision::mixed_float16) == "mixed_float16");
@@ -91,7 +91,7 @@ TEST_CASE("AutocastGuard runs CPU matrix products in bfloat16 inside and float32
   }
 }
 
-TEST_CASE("A float32 AutocastGuard changes nothing; an unsupported one is a ConfigError", "[mixed_precision]") {
+TEST_CASE("A float32 AutocastGuard changes nothing, an unsupported one is a ConfigError", "[mixed_precision]") {
   const torch::Device cpu(torch::kCPU);
   auto a = torch::randn({2, 2});
   {

@@ -301,7 +301,7 @@ TEST_CASE("LayerNormalization normalizes each sample over its axes", "[layers][n
   LIGHTER_REQUIRE_THROWS_WITH(twice->build({-1, 5}), "layer 't' (LayerNormalization): axis -1 is given twice");
 }
 
-TEST_CASE("GroupNormalization normalizes groups of channels; groups must divide the channels", "[layers][norm]") {
+TEST_CASE("GroupNormalization normalizes groups of channels, groups must divide the channels", "[layers][norm]") {
   torch::manual_seed(4);
   auto x = torch::randn({2, 4, 4, 6}) * 2 + 1;  // channels_last
   GroupNormalization gn(GroupNormalizationOptions().groups(3).name("gn"));

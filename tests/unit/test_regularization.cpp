@@ -134,7 +134,7 @@ TEST_CASE("ActivityRegularization adds l1·Σ|x| + l2·Σx² of its input to the
   REQUIRE(model->regularization_loss().item<double>() == Approx(0.5 * 14.25));
 }
 
-TEST_CASE("Sequential models with noise layers load from Keras JSON; all are the identity at inference",
+TEST_CASE("Sequential models with noise layers load from Keras JSON, all are the identity at inference",
           "[layers][regularization]") {
   json spec = json::parse(R"({"class_name": "Sequential", "config": {"name": "s", "layers": [
       {"class_name": "InputLayer", "config": {"batch_shape": [null, 6, 4]}},

@@ -335,7 +335,7 @@ TEST_CASE("TensorBoard writes the History's values as train and validation scala
   REQUIRE_FALSE(second[2].has("epoch_learning_rate"));  // no ReduceLROnPlateau this time
 }
 
-TEST_CASE("TensorBoard without validation writes train/ only; epoch update_freq asks for no batch logs",
+TEST_CASE("TensorBoard without validation writes train/ only, epoch update_freq asks for no batch logs",
           "[callbacks][tensorboard]") {
   std::string dir = lighter_test::temp_dir("tensorboard_train_only");
   L::seed_everything(1);

@@ -205,7 +205,7 @@ TEST_CASE("Cached decoding equals the full computation", "[layers][transformer][
                               "cannot decode step by step");
 }
 
-TEST_CASE("Generation: cached greedy decoding gives the uncached tokens; samplers", "[layers][transformer][generation]") {
+TEST_CASE("Generation: cached greedy decoding gives the uncached tokens, samplers", "[layers][transformer][generation]") {
   torch::manual_seed(45);
   auto lm = tiny_lm(13, 40);
   auto prompt = torch::randint(1, 13, {2, 5}, torch::kLong);

@@ -98,7 +98,7 @@ TEST_CASE("SLERP interpolates on the sphere, linearly when parallel, with t by t
   LIGHTER_REQUIRE_THROWS_WITH(E::slerp(a, b, 0.5, {{"(", 0.2}}), "t_by_name[0]: '(' is not a valid regular expression");
 }
 
-TEST_CASE("Merging identical models returns the model; architectures must match", "[ensemble][merge]") {
+TEST_CASE("Merging identical models returns the model, architectures must match", "[ensemble][merge]") {
   torch::manual_seed(6);
   auto make = [] {
     return L::Sequential({L::layers::Input({4}), L::layers::Dense(L::layers::DenseOptions(8).activation("relu")),
@@ -145,7 +145,7 @@ TEST_CASE("The greedy soup adds a model only when the held-out score does not dr
   REQUIRE(soup.individual_scores.size() == 4);
 }
 
-TEST_CASE("lighter merge writes the merged model; bad input gives one clear error", "[ensemble][merge][cli]") {
+TEST_CASE("lighter merge writes the merged model, bad input gives one clear error", "[ensemble][merge][cli]") {
   torch::manual_seed(7);
   const std::string dir = lighter_test::temp_dir("merge_cli");
   auto make = [](int64_t units) {
