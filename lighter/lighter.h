@@ -46,6 +46,8 @@
 #include "lighter/callbacks/tensorboard.h"
 #include "lighter/callbacks/terminate_on_nan.h"
 #include "lighter/callbacks/registry.h"
+#include "lighter/ensemble/ensemble.h"
+#include "lighter/ensemble/weight_merge.h"
 #include "lighter/training/callback.h"
 #include "lighter/training/losses.h"
 #include "lighter/training/metrics.h"
