@@ -135,6 +135,15 @@ inline std::vector<Row> run_ensembles(const Split& train, const Split& valid, co
   std::snprintf(note, sizeof note, "%lld folds, meta-model trained in %.1f s", static_cast<long long>(o.folds),
                 seconds_since(start));
   rows.push_back(score("ensembles", "stacking (Dense meta-model)", *stacking, test, o.batch_size, note));
+
+  // What a soup is not for: members trained from different initial weights do not share a basin, and averaging
+  // their weights mixes unrelated hidden units.
+  std::vector<E::Weights> member_weights;
+  for (const auto& m : members) member_weights.push_back(E::weights_of(*m));
+  auto mixed = L::models::model_from_json(members.front()->to_json());
+  E::assign_weights(*mixed, E::average(member_weights));
+  rows.push_back(score("ensembles", "uniform soup of these members", *mixed, test, o.batch_size,
+                       "independent initialisations: no shared basin"));
   return rows;
 }
 

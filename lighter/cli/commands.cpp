@@ -682,7 +682,10 @@ int cmd_train(const Args& a) {
     metrics["members"] = members;
     metrics["combine"] = ensemble->options().combine();
   }
-  metrics["epochs"] = ensemble ? members_fit->member_histories.front().epoch.size() : history.epoch.size();
+  size_t epochs = history.epoch.size();
+  if (ensemble)
+    for (const auto& h : members_fit->member_histories) epochs = std::max(epochs, h.epoch.size());
+  metrics["epochs"] = epochs;
   metrics["train_seconds"] = seconds;
 
   json extra = {{"name", cfg.name},
@@ -704,9 +707,15 @@ int cmd_train(const Args& a) {
     }
   }, /*fresh_staging=*/false);
   for (const auto& kv : scores) print_scores(kv.first, kv.second);
-  std::printf("outputs:   %s (model.json, model.safetensors, metrics.json, history.csv, training_curves.svg,"
-              " checkpoint.safetensors)\n",
-              cfg.output_dir.c_str());
+  if (ensemble) {
+    // Each member on the same split (test when there is one).
+    const char* split = test ? "test" : "validation";
+    for (const auto& m : metrics["members"])
+      if (m.contains(split))
+        print_scores(m["name"].get<std::string>() + " " + split, m[split].get<std::map<std::string, double>>());
+  }
+  std::printf("outputs:   %s (model.json, model.safetensors, metrics.json, history.csv%s)\n", cfg.output_dir.c_str(),
+              ensemble ? "" : ", training_curves.svg, checkpoint.safetensors");
   return 0;
 }
 
