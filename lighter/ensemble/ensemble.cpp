@@ -364,9 +364,6 @@ std::shared_ptr<EnsembleImpl> ensemble_from_json(const json& config, const std::
         members.push_back(models::model_from_json(spec, mpath));
         pretrained.push_back(false);
       }
-      if (members.back()->num_outputs() != 1)
-        throw ConfigError(mpath, "an ensemble member must have one output; this one has " +
-                                     std::to_string(members.back()->num_outputs()));
     }
   }
   models::ModelPtr meta;
