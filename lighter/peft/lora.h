@@ -152,6 +152,11 @@ class PeftModel {
   PeftModel(models::ModelPtr model, const LoraConfig& config, const std::string& adapter_name = "default");
   /// A model with no adapter yet (load_adapter adds them).
   explicit PeftModel(models::ModelPtr model);
+  // One PeftModel per model: the adapter state (modules_to_save copies, base trainability) lives here.
+  PeftModel(const PeftModel&) = delete;
+  PeftModel& operator=(const PeftModel&) = delete;
+  PeftModel(PeftModel&&) = default;
+  PeftModel& operator=(PeftModel&&) = default;
 
   const models::ModelPtr& model() const { return model_; }
   models::ModelImpl* operator->() const { return model_.get(); }
@@ -194,7 +199,8 @@ class PeftModel {
   void save_adapter(const std::string& dir, const std::string& name = "") const;
   /// Reads an adapter saved by save_adapter (or by PEFT for a model with the same module paths) as adapter `name`;
   /// made active when it is the only one. Every tensor must be present with its shape and the file must hold no
-  /// other; otherwise a DataError names the file and the tensor, and the model is left as it was.
+  /// other; otherwise a DataError names the file and the tensor, and the model is left as it was. The loaded
+  /// adapter stays trainable (PEFT's from_pretrained with is_trainable=True).
   void load_adapter(const std::string& dir, const std::string& name = "default");
 
  private:

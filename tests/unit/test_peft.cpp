@@ -126,6 +126,24 @@ TEST_CASE("rsLoRA scales by alpha over the square root of r", "[peft]") {
   REQUIRE(max_abs_diff(run(model, x), expected) < 1e-5);
 }
 
+TEST_CASE("lora_dropout drops the adapter's input in training only", "[peft]") {
+  L::seed_everything(11);
+  auto model = L::Sequential({L::Input({8}), L::Dense(L::DenseOptions(4).name("d"))}).ptr();
+  P::PeftModel peft(model, P::LoraConfig().r(2).lora_alpha(2).lora_dropout(0.5).target_modules({"d"}));
+  auto& dense = dynamic_cast<L::layers::DenseImpl&>(*model->layers().back());
+  auto hook = hook_of(dense);
+  randomize(*hook);
+  auto x = torch::randn({3, 8});
+  auto a = hook->weights("default")->lora_A, b = hook->weights("default")->lora_B;
+  auto y = run(model, x);
+  REQUIRE(max_abs_diff(y, x.matmul(dense.weight.t()) + dense.bias + x.matmul(a.t()).matmul(b.t())) < 1e-5);
+  model->train();
+  torch::NoGradGuard no_grad;
+  auto t1 = model->forward(x), t2 = model->forward(x);
+  REQUIRE(max_abs_diff(t1, t2) > 1e-6);
+  REQUIRE(torch::equal(run(model, x), y));
+}
+
 TEST_CASE("DoRA: the magnitude starts at the row norm and the output is m (W + sBA) / ||W + sBA|| x + b", "[peft]") {
   L::seed_everything(3);
   auto model = L::Sequential({L::Input({4}), L::Dense(L::DenseOptions(3).name("d"))}).ptr();
@@ -286,6 +304,8 @@ TEST_CASE("Training with the Trainer changes only the adapter: base weights stay
   REQUIRE_THAT(model->summary(), LIGHTER_CONTAINS("Trainable params: 156"));
   // The base model's weight file holds no adapter tensor.
   REQUIRE(L::model_tensors(*model).size() == base.size());
+  // Resumable checkpoints keep them: A and B of two layers.
+  REQUIRE(L::model_tensors(*model, /*with_adapters=*/true).size() == base.size() + 4);
 
   model->compile(L::optimizers::adam(0.02), "sparse_categorical_crossentropy", json{"accuracy"});
   auto history = model->fit(x, train.y, L::FitOptions().epochs(8).batch_size(16).verbose(0));
