@@ -245,6 +245,12 @@ torch::Tensor LoraLayerImpl::lora_branch(const Entry& e, const torch::Tensor& x)
   return {};
 }
 
+torch::Tensor LoraLayerImpl::detached_norm(const Entry& e) const {
+  // Outside autograd: the norm is a constant of the step (DoRA paper, section 4.3; PEFT detaches it too).
+  torch::NoGradGuard no_grad;
+  return weight_norm(*weight_, e.scaling * unscaled_delta(e));
+}
+
 torch::Tensor LoraLayerImpl::apply(const torch::Tensor& x, const torch::Tensor& output) {
   if (!enabled_ || !merged_.empty() || active_.empty()) return output;
   auto it = adapters_.find(active_);
@@ -253,7 +259,7 @@ torch::Tensor LoraLayerImpl::apply(const torch::Tensor& x, const torch::Tensor& 
   if (kind_ == Kind::Embedding) {
     auto lora = lora_branch(e, x);
     if (!e.use_dora) return output + lora;
-    auto norm = weight_norm(*weight_, e.scaling * unscaled_delta(e).detach()).detach();
+    auto norm = detached_norm(e);
     auto scale = as_output_factor(e.weights->magnitude / norm, output.dim());
     return scale * output + scale * lora;
   }
@@ -264,7 +270,7 @@ torch::Tensor LoraLayerImpl::apply(const torch::Tensor& x, const torch::Tensor& 
   if (!e.use_dora) return output + lora;
   // DoRA (PEFT's DoraLinearLayer / DoraConvNdLayer): m / ||W + s·BA|| · (W + s·BA) x + b, written as the base output
   // plus a correction; the norm is detached as the DoRA paper (section 4.3) suggests.
-  auto norm = weight_norm(*weight_, e.scaling * unscaled_delta(e).detach()).detach();
+  auto norm = detached_norm(e);
   auto scale = as_output_factor(e.weights->magnitude / norm, output.dim());
   torch::Tensor base;
   if (drop) {

@@ -119,6 +119,8 @@ class LoraLayerImpl : public layers::AdapterHookImpl {
   torch::Tensor lora_branch(const Entry& e, const torch::Tensor& x) const;
   /// ||W + s·ΔW|| per output row, shaped as the magnitude vector.
   torch::Tensor weight_norm(const torch::Tensor& weight, const torch::Tensor& scaled_delta) const;
+  /// DoRA's ||W + s·ΔW|| for the forward pass, without gradient.
+  torch::Tensor detached_norm(const Entry& e) const;
   /// The magnitude (or norm) shaped to scale the layer's weight.
   torch::Tensor as_weight_factor(const torch::Tensor& v) const;
   /// The magnitude (or norm) shaped to scale an output of `dims` dimensions.

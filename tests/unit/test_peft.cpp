@@ -318,7 +318,7 @@ TEST_CASE("Training with the Trainer changes only the adapter: base weights stay
   }
 }
 
-TEST_CASE("modules_to_save trains a layer fully; disabling adapters gives the base model back", "[peft][training]") {
+TEST_CASE("modules_to_save trains a layer fully and disabling adapters gives the base model back", "[peft][training]") {
   L::seed_everything(6);
   auto opts = L::data::CsvOptions().target("species");
   auto train = L::data::read_csv(lighter_test::source_path("examples/data/iris_train.csv"), opts);
