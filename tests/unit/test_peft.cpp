@@ -345,6 +345,19 @@ TEST_CASE("modules_to_save trains a layer fully and disabling adapters gives the
   REQUIRE(torch::equal(run(model, x), y1));
 }
 
+TEST_CASE("bias all trains every bias and saves it under PEFT's names", "[peft]") {
+  L::seed_everything(12);
+  auto model = mlp();
+  P::PeftModel peft(model, P::LoraConfig().r(2).bias("all").target_modules({"hidden"}));
+  // hidden: A [2, 4] + B [16, 2], and the biases of both layers.
+  REQUIRE(model->count_params().trainable == 8 + 32 + 16 + 3);
+  std::set<std::string> keys;
+  for (const auto& [k, t] : peft.adapter_tensors("default")) keys.insert(k);
+  // An adapted layer's own weights sit under `base_layer` in PEFT's wrapped module.
+  REQUIRE(keys == std::set<std::string>{"base_model.model.hidden.lora_A.weight", "base_model.model.hidden.lora_B.weight",
+                                        "base_model.model.hidden.base_layer.bias", "base_model.model.head.bias"});
+}
+
 TEST_CASE("Several named adapters: set_adapter switches, delete_adapter removes", "[peft]") {
   L::seed_everything(7);
   auto model = mlp(5);
