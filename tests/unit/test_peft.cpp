@@ -1,8 +1,11 @@
 #include "lighter_test.h"
 
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
+#include "lighter/core/safetensors.h"
 #include "lighter/peft/lora.h"
 
 // LoRA and DoRA adapters: outputs against the formulas written out with torch ops, merging, training with the
@@ -549,4 +552,309 @@ TEST_CASE("Adapter files with missing or extra tensors, wrong shapes or another 
   for (const auto& p : model->parameters()) REQUIRE(p.requires_grad());
   peft.load_adapter(dir + "/good");
   REQUIRE(peft.adapters() == std::vector<std::string>{"default"});
+}
+
+// ---- Adapters from JSON configs and the lighter command ---------------------------------------------------------
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The iris config with absolute data paths, a few quiet epochs on the CPU, writing into `output_dir`.
+json iris_run(const std::string& output_dir, int epochs = 5) {
+  json c = L::read_json_file(lighter_test::source_path("configs/iris.json"));
+  std::string data = lighter_test::source_path("examples/data/");
+  c["data"]["train"]["path"] = data + "iris_train.csv";
+  c["data"]["test"]["path"] = data + "iris_test.csv";
+  c["fit"]["epochs"] = epochs;
+  c["fit"]["verbose"] = 0;
+  c["device"] = "cpu";
+  c["output_dir"] = output_dir;
+  return c;
+}
+
+// The same run as an adapter on `base` (relative to the config's folder): no model, an adapters section.
+json iris_adapter_run(const std::string& base, const std::string& output_dir) {
+  json c = iris_run(output_dir, 8);
+  c.erase("model");
+  c["name"] = "iris_lora";
+  c["adapters"] = {{"base_model", base}, {"r", 4}, {"lora_alpha", 8}, {"target_modules", {"Dense"}}};
+  return c;
+}
+
+std::string write_json(const std::string& file, const json& j) {
+  std::ofstream(file) << j.dump(2);
+  return file;
+}
+
+// Every file of a folder with its bytes.
+std::map<std::string, std::string> folder_bytes(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    std::ostringstream b;
+    b << in.rdbuf();
+    out[e.path().filename().string()] = b.str();
+  }
+  return out;
+}
+
+// The numbers of a predict CSV (header and the predicted class column dropped).
+std::vector<double> predicted_numbers(const std::string& csv) {
+  std::vector<double> out;
+  std::istringstream lines(csv);
+  std::string line;
+  std::getline(lines, line);
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string f;
+    while (std::getline(fields, f, ','))
+      if (!f.empty() && (std::isdigit(static_cast<unsigned char>(f[0])) || f[0] == '-')) out.push_back(std::stod(f));
+  }
+  return out;
+}
+
+int lines_of(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("lighter train with adapters writes PEFT's files and keeps the base, evaluate and merge-adapter use them",
+          "[peft][cli]") {
+  std::string dir = lighter_test::temp_dir("peft_cli_iris");
+  std::string out;
+  int rc = lighter_test::run_cli("train " + write_json(dir + "/base.json", iris_run(dir + "/base")), &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  const auto base_before = folder_bytes(dir + "/base");
+
+  std::string cfg = write_json(dir + "/adapter.json", iris_adapter_run("base", dir + "/adapter"));
+  rc = lighter_test::run_cli("train " + cfg, &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  const std::string run = dir + "/adapter";
+  for (const char* f : {"adapter_config.json", "adapter_model.safetensors", "lighter.json", "metrics.json", "history.csv"})
+    REQUIRE(fs::exists(run + "/" + f));
+  // No copy of the base as the run's model.
+  REQUIRE_FALSE(fs::exists(run + "/model.json"));
+  REQUIRE_FALSE(fs::exists(run + "/model.safetensors"));
+  REQUIRE(folder_bytes(dir + "/base") == base_before);
+
+  // Only adapter tensors, under PEFT's keys: lora_A [r, in] and lora_B [out, r] of the two Dense layers.
+  auto tensors = L::load_safetensors(run + "/adapter_model.safetensors");
+  REQUIRE(tensors.size() == 4);
+  int64_t adapter_params = 0;
+  for (const auto& [key, t] : tensors) {
+    INFO(key);
+    REQUIRE(key.rfind("base_model.model.", 0) == 0);
+    const bool a = key.size() > 14 && key.compare(key.size() - 14, 14, ".lora_A.weight") == 0;
+    const bool b = key.size() > 14 && key.compare(key.size() - 14, 14, ".lora_B.weight") == 0;
+    REQUIRE((a || b));
+    REQUIRE((a ? t.size(0) : t.size(1)) == 4);
+    adapter_params += t.numel();
+  }
+  REQUIRE(adapter_params == 4 * 4 + 16 * 4 + 4 * 16 + 3 * 4);
+  json acfg = L::read_json_file(run + "/adapter_config.json");
+  REQUIRE(acfg["peft_type"] == "LORA");
+  REQUIRE(acfg["r"] == 4);
+  REQUIRE(acfg["target_modules"] == json::array({"Dense"}));
+  REQUIRE(acfg["base_model_name_or_path"] == fs::absolute(dir + "/base").lexically_normal().string());
+  json extra = L::read_json_file(run + "/lighter.json");
+  REQUIRE(extra["adapter"]["base_model"] == acfg["base_model_name_or_path"]);
+  REQUIRE(extra["classes"] == json::array({"setosa", "versicolor", "virginica"}));
+
+  // Trainable: the adapter's 156 parameters; total: those and the base's 140.
+  json metrics = L::read_json_file(run + "/metrics.json");
+  REQUIRE(metrics["parameters"]["trainable"] == adapter_params);
+  REQUIRE(metrics["parameters"]["total"] == adapter_params + 140);
+  REQUIRE(metrics["steps"].get<int64_t>() > 0);
+  REQUIRE(metrics["seconds_per_step"].get<double>() > 0);
+
+  // evaluate on the adapter run loads the base and the adapter: the run's own test scores.
+  rc = lighter_test::run_cli("evaluate " + cfg + " --weights " + run, &out);
+  REQUIRE(rc == 0);
+  json eval = json::parse(out.substr(out.find('{')));
+  REQUIRE(eval["accuracy"].get<double>() == Approx(metrics["test"]["accuracy"].get<double>()));
+  REQUIRE(eval["loss"].get<double>() == Approx(metrics["test"]["loss"].get<double>()).epsilon(1e-6));
+
+  // merge-adapter: a plain model folder predicting what the adapted model predicts (probabilities printed with 6
+  // significant digits; merged weights differ from W x + s B A x by float rounding: 1e-5 allowed).
+  rc = lighter_test::run_cli("merge-adapter --base " + dir + "/base --adapter " + run + " --output " + dir + "/merged", &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  for (const char* f : {"model.json", "model.safetensors", "lighter.json"}) REQUIRE(fs::exists(dir + "/merged/" + f));
+  json merged_extra = L::read_json_file(dir + "/merged/lighter.json");
+  REQUIRE(merged_extra["merge"]["method"] == "lora");
+  REQUIRE(merged_extra["classes"] == extra["classes"]);
+  std::string input = lighter_test::source_path("examples/data/iris_test.csv");
+  REQUIRE(lighter_test::run_cli("predict " + cfg + " --weights " + run + " --input " + input + " --output " + dir + "/a.csv") == 0);
+  REQUIRE(lighter_test::run_cli("predict " + cfg + " --weights " + dir + "/merged --input " + input + " --output " + dir + "/m.csv") == 0);
+  REQUIRE(lighter_test::run_cli("predict " + cfg + " --weights " + dir + "/base --input " + input + " --output " + dir + "/b.csv") == 0);
+  auto adapted = predicted_numbers(L::read_text_file(dir + "/a.csv"));
+  auto merged = predicted_numbers(L::read_text_file(dir + "/m.csv"));
+  auto base = predicted_numbers(L::read_text_file(dir + "/b.csv"));
+  REQUIRE(adapted.size() == 90);
+  REQUIRE(merged.size() == adapted.size());
+  double diff = 0, moved = 0;
+  for (size_t i = 0; i < adapted.size(); ++i) {
+    diff = std::max(diff, std::abs(adapted[i] - merged[i]));
+    moved = std::max(moved, std::abs(adapted[i] - base[i]));
+  }
+  REQUIRE(diff < 1e-5);
+  REQUIRE(moved > 1e-3);  // the adapter did change the predictions
+  REQUIRE(folder_bytes(dir + "/base") == base_before);
+
+  // An existing output, and a base whose Dense layer is narrower than the adapter's: one line each, exit 1.
+  rc = lighter_test::run_cli("merge-adapter --base " + dir + "/base --adapter " + run + " --output " + dir + "/merged", &out);
+  REQUIRE(rc == 1);
+  REQUIRE(lines_of(out) == 1);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("not an empty folder"));
+  json narrow = iris_run(dir + "/narrow", 1);
+  narrow["model"]["config"]["layers"][2]["config"]["units"] = 8;
+  REQUIRE(lighter_test::run_cli("train " + write_json(dir + "/narrow.json", narrow), &out) == 0);
+  rc = lighter_test::run_cli("merge-adapter --base " + dir + "/narrow --adapter " + run + " --output " + dir + "/m2", &out);
+  REQUIRE(rc == 1);
+  REQUIRE(lines_of(out) <= 2);  // the error, and a warning that the adapter was trained on another base
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("adapter_model.safetensors"));
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("has shape"));
+  REQUIRE_FALSE(fs::exists(dir + "/m2/model.json"));
+
+  // --resume: a run of 4 epochs continued to 8 ends with the adapter of the uninterrupted 8 epochs (the checkpoint
+  // keeps the adapter tensors and the random streams).
+  rc = lighter_test::run_cli("train " + cfg + " --set fit.epochs=4 --output-dir " + dir + "/resumed", &out);
+  REQUIRE(rc == 0);
+  rc = lighter_test::run_cli("train " + cfg + " --resume --output-dir " + dir + "/resumed", &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  REQUIRE(lines_of(L::read_text_file(dir + "/resumed/history.csv")) == 9);
+  auto resumed = L::load_safetensors(dir + "/resumed/adapter_model.safetensors");
+  REQUIRE(resumed.size() == tensors.size());
+  for (const auto& [key, t] : tensors) {
+    INFO(key);
+    REQUIRE(resumed.at(key).equal(t));
+  }
+  REQUIRE(folder_bytes(dir + "/base") == base_before);
+}
+
+TEST_CASE("Adapter config mistakes name their JSON path", "[peft][cli]") {
+  json c = iris_adapter_run("runs/base", "runs/x");
+  auto parse = [](const json& j) { return L::cli::parse_run_config(j, "/configs"); };
+  auto cfg = parse(c);
+  REQUIRE(cfg.adapters);
+  REQUIRE(cfg.adapters->base_model == "/configs/runs/base");
+  REQUIRE(cfg.adapters->adapter_name == "default");
+  REQUIRE(cfg.adapters->lora.r() == 4);
+  REQUIRE(cfg.model.is_null());
+
+  auto with = [&](const std::string& key, const json& value) {
+    json j = c;
+    j["adapters"][key] = value;
+    return j;
+  };
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with("r", 0)), "adapters.r: expected a positive integer, got 0");
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with("rank", 4)), "adapters.rank: unknown key");
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with("target_modules", 5)), "adapters.target_modules: expected a list");
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with("target_modules", json::array({"Dense", 3}))), "adapters.target_modules[1]");
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with("target_modules", "(")), "adapters.target_modules: invalid regex");
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with("bias", "some")), "adapters.bias");
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with("lora_dropout", 1.5)), "adapters.lora_dropout");
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with("init_lora_weights", "pissa")), "adapters.init_lora_weights");
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with("use_dora", "yes")), "adapters.use_dora");
+  json no_base = c;
+  no_base["adapters"].erase("base_model");
+  LIGHTER_REQUIRE_THROWS_WITH(parse(no_base), "adapters.base_model");
+  json with_model = c;
+  with_model["model"] = L::read_json_file(lighter_test::source_path("configs/iris.json"))["model"];
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with_model), "model: leave it out with adapters");
+  json with_vectorizer = c;
+  with_vectorizer["data"]["text_vectorization"] = {{"split", "character"}};
+  LIGHTER_REQUIRE_THROWS_WITH(parse(with_vectorizer), "data.text_vectorization: leave it out with adapters");
+
+  // On the command line: one line naming the file and what is wrong, exit status 1.
+  std::string dir = lighter_test::temp_dir("peft_cli_errors");
+  std::string out;
+  int rc = lighter_test::run_cli("train " + write_json(dir + "/r0.json", with("r", 0)), &out);
+  REQUIRE(rc == 1);
+  REQUIRE(lines_of(out) == 1);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("r0.json: adapters.r: expected a positive integer, got 0"));
+  rc = lighter_test::run_cli("train " + write_json(dir + "/missing.json", iris_adapter_run("nowhere", dir + "/x")), &out);
+  REQUIRE(rc == 1);
+  REQUIRE(lines_of(out) == 1);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("nowhere: no such folder"));
+  rc = lighter_test::run_cli("merge-adapter --base " + dir + "/nowhere --adapter " + dir + " --output " + dir + "/m", &out);
+  REQUIRE(rc == 1);
+  REQUIRE(lines_of(out) == 1);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("no such folder"));
+  rc = lighter_test::run_cli("merge-adapter --base " + dir, &out);
+  REQUIRE(rc == 2);
+  REQUIRE_THAT(out, LIGHTER_CONTAINS("merge-adapter needs --base DIR"));
+}
+
+TEST_CASE("A language-model adapter run reuses the base model's vocabulary", "[peft][cli]") {
+  std::string dir = lighter_test::temp_dir("peft_cli_lm");
+  {
+    std::ofstream(dir + "/base.txt") << [] {
+      std::string t;
+      for (int i = 0; i < 60; ++i) t += "abc cab bca\n";
+      return t;
+    }();
+    // "d" and "z" are not in the base's text: a vocabulary adapted here would differ (and shift the ids).
+    std::ofstream(dir + "/new.txt") << [] {
+      std::string t;
+      for (int i = 0; i < 60; ++i) t += "dab zab\n";
+      return t;
+    }();
+  }
+  // a, b, c, space, newline, padding and OOV: 7 ids.
+  json layers = json::array(
+      {{{"class_name", "InputLayer"}, {"config", {{"batch_shape", {nullptr, nullptr}}, {"dtype", "int64"}}}},
+       {{"class_name", "Embedding"}, {"config", {{"input_dim", 7}, {"output_dim", 8}}}},
+       {{"class_name", "Dense"}, {"config", {{"units", 7}}}}});
+  json base = {{"name", "tiny_lm"},
+               {"device", "cpu"},
+               {"data",
+                {{"train", {{"format", "language_model"}, {"path", dir + "/base.txt"}, {"sequence_length", 8}}},
+                 {"validation_split", 0.2},
+                 {"text_vectorization", {{"split", "character"}, {"standardize", nullptr}}}}},
+               {"model", {{"class_name", "Sequential"}, {"config", {{"name", "tiny_lm"}, {"layers", layers}}}}},
+               {"compile",
+                {{"optimizer", {{"class_name", "Adam"}, {"config", {{"learning_rate", 0.01}}}}},
+                 {"loss", {{"class_name", "SparseCategoricalCrossentropy"}, {"config", {{"from_logits", true}}}}}}},
+               {"fit", {{"epochs", 2}, {"batch_size", 8}, {"verbose", 0}}},
+               {"output_dir", dir + "/base"}};
+  std::string out;
+  int rc = lighter_test::run_cli("train " + write_json(dir + "/base.json", base), &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  json adapter = base;
+  adapter.erase("model");
+  adapter["data"]["train"]["path"] = dir + "/new.txt";
+  adapter["data"].erase("text_vectorization");
+  adapter["adapters"] = {{"base_model", "base"}, {"r", 2}, {"target_modules", {"Embedding", "Dense"}}, {"use_dora", true}};
+  adapter["output_dir"] = dir + "/adapter";
+  std::string cfg = write_json(dir + "/adapter.json", adapter);
+  rc = lighter_test::run_cli("train " + cfg, &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  json base_extra = L::read_json_file(dir + "/base/lighter.json");
+  json extra = L::read_json_file(dir + "/adapter/lighter.json");
+  REQUIRE(extra["text_vectorization"] == base_extra["text_vectorization"]);
+  json metrics = L::read_json_file(dir + "/adapter/metrics.json");
+  REQUIRE(metrics["validation"].contains("bits_per_token"));
+  REQUIRE(metrics["parameters"]["trainable"].get<int64_t>() < metrics["parameters"]["total"].get<int64_t>());
+  auto tensors = L::load_safetensors(dir + "/adapter/adapter_model.safetensors");
+  std::set<std::string> suffixes;
+  for (const auto& kv : tensors) suffixes.insert(kv.first.substr(kv.first.rfind('.') + 1));
+  REQUIRE(suffixes == std::set<std::string>{"lora_embedding_A", "lora_embedding_B", "weight", "lora_magnitude_vector"});
+
+  // generate and evaluate run the adapted model through the base's vectorizer.
+  rc = lighter_test::run_cli("generate " + cfg + " --weights " + dir + "/adapter --prompt ab --max-new-tokens 4 --sampler greedy", &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  REQUIRE(out.find("ab") != std::string::npos);
+  rc = lighter_test::run_cli("evaluate " + cfg + " --weights " + dir + "/adapter", &out);
+  REQUIRE(rc == 0);
 }
