@@ -748,6 +748,10 @@ TEST_CASE("Adapter config mistakes name their JSON path", "[peft][cli]") {
   REQUIRE(cfg.adapters->adapter_name == "default");
   REQUIRE(cfg.adapters->lora.r() == 4);
   REQUIRE(cfg.model.is_null());
+  auto shipped = L::cli::load_run_config(lighter_test::source_path("configs/iris_lora.json"));
+  REQUIRE(shipped.adapters);
+  REQUIRE(shipped.adapters->base_model == lighter_test::source_path("runs/iris_dnn"));
+  REQUIRE(shipped.adapters->lora.target_modules() == std::vector<std::string>{"Dense"});
 
   auto with = [&](const std::string& key, const json& value) {
     json j = c;
