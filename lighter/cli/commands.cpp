@@ -753,7 +753,11 @@ int cmd_train(const Args& a) {
     for (const auto& [key, value] : base_extra.items())
       if (!extra.contains(key) && key != "callback_outputs") extra[key] = value;
     if (train.classes.empty() && base_extra.contains("classes")) extra["classes"] = base_extra["classes"];
-    extra["adapter"] = {{"name", cfg.adapters->adapter_name}, {"base_model", base_dir}};
+    // The base as an absolute path, and relative to the run (used when the absolute one is gone, e.g. after both
+    // folders moved together).
+    extra["adapter"] = {{"name", cfg.adapters->adapter_name},
+                        {"base_model", base_dir},
+                        {"base_model_relative", fs::path(base_dir).lexically_relative(output).string()}};
   }
   model->to(torch::kCPU);
   publish(output, [&](const std::string& dir) {
@@ -785,7 +789,11 @@ std::pair<models::ModelPtr, json> load_trained(const Args& a) {
   const json& record = extra["adapter"];
   if (!record.is_object() || !record.value("base_model", json()).is_string())
     throw DataError(file, "\"adapter\" must be an object with the base model's folder as \"base_model\"");
-  const std::string base = record["base_model"].get<std::string>();
+  std::string base = record["base_model"].get<std::string>();
+  if (!fs::is_directory(base) && record.value("base_model_relative", json()).is_string()) {
+    const fs::path moved = fs::path(a.weights) / record["base_model_relative"].get<std::string>();
+    if (fs::is_directory(moved)) base = moved.lexically_normal().string();
+  }
   if (!fs::is_directory(base))
     throw DataError(file, "the adapter's base model " + base + " is gone (the adapter run needs the folder it adapted)");
   auto model = load_base(base).first;

@@ -5,7 +5,8 @@
 /// loaded with its weights, a LoRA/DoRA adapter is added (lighter/peft/lora.h) and only the adapter (and
 /// modules_to_save, and biases with bias "all"/"lora_only") trains. Its output folder holds PEFT's
 /// adapter_config.json + adapter_model.safetensors (base_model_name_or_path: the base folder, absolute), lighter.json
-/// (the base's, with this run's name and loss and {"adapter": {"name", "base_model"}}), metrics.json, history.csv,
+/// (the base's, with this run's name and loss and {"adapter": {"name", "base_model", "base_model_relative"}}: the
+/// base folder, absolute and relative to the run, tried in that order), metrics.json, history.csv,
 /// training_curves.svg and the resumable checkpoint (which holds base and adapter tensors); no model.json or
 /// model.safetensors. evaluate, predict and generate with --weights on such a folder load the base named in
 /// lighter.json and the adapter, unmerged. `lighter merge-adapter --base DIR --adapter DIR --output DIR` writes a

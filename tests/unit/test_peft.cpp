@@ -707,6 +707,19 @@ TEST_CASE("lighter train with adapters writes PEFT's files and keeps the base, e
   REQUIRE(moved > 1e-3);  // the adapter did change the predictions
   REQUIRE(folder_bytes(dir + "/base") == base_before);
 
+  // Moved together with its base, the adapter run still finds it (lighter.json keeps the relative path too).
+  fs::create_directories(dir + "/moved");
+  fs::copy(dir + "/base", dir + "/moved/base");
+  fs::copy(run, dir + "/moved/adapter");
+  json moved_extra = extra;
+  moved_extra["adapter"]["base_model"] = dir + "/gone";
+  write_json(dir + "/moved/adapter/lighter.json", moved_extra);
+  REQUIRE(extra["adapter"]["base_model_relative"] == "../base");
+  rc = lighter_test::run_cli("evaluate " + cfg + " --weights " + dir + "/moved/adapter", &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  REQUIRE(json::parse(out.substr(out.find('{')))["accuracy"] == eval["accuracy"]);
+
   // An existing output, and a base whose Dense layer is narrower than the adapter's: one line each, exit 1.
   rc = lighter_test::run_cli("merge-adapter --base " + dir + "/base --adapter " + run + " --output " + dir + "/merged", &out);
   REQUIRE(rc == 1);
