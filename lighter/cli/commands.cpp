@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "lighter/callbacks/backup_and_restore.h"
+#include "lighter/callbacks/monitor.h"
 #include "lighter/callbacks/registry.h"
 #include "lighter/cli/language_model.h"
 #include "lighter/cli/run_config.h"
@@ -30,6 +31,7 @@
 #include "lighter/data/idx.h"
 #include "lighter/data/npy.h"
 #include "lighter/data/text.h"
+#include "lighter/ensemble/ensemble.h"
 #include "lighter/ensemble/weight_merge.h"
 #include "lighter/models/generation.h"
 #include "lighter/models/keras_json.h"
@@ -56,6 +58,8 @@ const char* kUsage =
     "           [--temperature T (1)] [--k K (5)] [--p P (0.9)] [--seed S] [--no-cache] [--device cpu|cuda|auto]\n"
     "  merge --method soup|task_arithmetic|ties|dare|dare_ties|slerp --output DIR MODEL_DIR... [--base DIR]\n"
     "        [--weights W,W,...] [--lambda L (1)] [--density D] [--seed S (0)] [--t T]\n"
+    "  merge --method greedy_soup --config CONFIG [--data CSV] [--metric NAME] --output DIR MODEL_DIR...\n"
+    "        (held-out data: the config's data.validation, or --data in the format of its training file)\n"
     "  merge-adapter --base DIR --adapter DIR --output DIR   (folds a LoRA/DoRA adapter into a copy of the base)\n"
     "\n"
     "options for every command: --log-level trace|debug|info|warn|error, --threads N\n";
@@ -76,7 +80,7 @@ struct Args {
   models::GenerateOptions generation;
   // merge: the model folders (positional), the method and its numbers
   std::vector<std::string> models;
-  std::string method, base, adapter;
+  std::string method, base, adapter, metric;
   std::vector<double> merge_weights;
   std::optional<double> lambda, density, t;
 };
@@ -156,6 +160,10 @@ Args parse_args(const std::vector<std::string>& argv) {
       a.generation.seed(seed);
     } else if (s == "--no-cache") {
       a.generation.use_cache(false);
+    } else if (s == "--config" && a.command == "merge") {
+      a.config = value(s);
+    } else if (s == "--metric") {
+      a.metric = value(s);
     } else if (s == "--method") {
       a.method = value(s);
     } else if (s == "--base") {
@@ -587,6 +595,10 @@ int cmd_train(const Args& a) {
   auto optimizer = in_file(a.config, [&] { return optimizers::from_json(cfg.optimizer, "compile.optimizer"); });
   in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
   bool classification = is_classification_loss(model->trainer().loss().name());
+  // An ensemble trains member by member (ensemble::fit_ensemble); the ensemble itself is compiled to evaluate.
+  auto* ensemble = dynamic_cast<ensemble::EnsembleImpl*>(model.get());
+  if (ensemble && a.resume)
+    throw UsageError("--resume is not supported for ensembles (their members train one after another in one run)");
   // Text sources go through one vectorizer: adapted on the training texts, reused for the other splits.
   std::optional<data::TextVectorizer> vectorizer;
   const bool language_model = cfg.train.format == "language_model";
@@ -656,12 +668,18 @@ int cmd_train(const Args& a) {
                                         "remove the folder to start again");
     clear_folder(staging);
   }
-  std::vector<training::CallbackPtr> callbacks;
-  for (size_t i = 0; i < cfg.callbacks.size(); ++i)
-    callbacks.push_back(in_file(a.config, [&] {
-      return lighter::callbacks::from_json(cfg.callbacks[i], join_path("fit.callbacks", i), staging.string());
-    }));
-  if (cfg.checkpoint) {
+  auto make_callbacks = [&] {
+    std::vector<training::CallbackPtr> made;
+    for (size_t i = 0; i < cfg.callbacks.size(); ++i)
+      made.push_back(in_file(a.config, [&] {
+        return lighter::callbacks::from_json(cfg.callbacks[i], join_path("fit.callbacks", i), staging.string());
+      }));
+    return made;
+  };
+  std::vector<training::CallbackPtr> callbacks = make_callbacks();
+  if (ensemble) {
+    if (cfg.checkpoint) logger()->info("ensembles keep no resumable checkpoint: fit.checkpoint does not apply");
+  } else if (cfg.checkpoint) {
     lighter::callbacks::BackupAndRestoreOptions backup(staging.string());
     backup.delete_checkpoint(false).double_checkpoint(true);
     callbacks.push_back(std::make_shared<lighter::callbacks::BackupAndRestore>(backup));
@@ -694,8 +712,23 @@ int cmd_train(const Args& a) {
   if (vx.defined()) fit.validation_data(std::make_pair(vx, vy));
   auto start = std::chrono::steady_clock::now();
   training::History history;
+  std::optional<ensemble::EnsembleFitResult> members_fit;
   try {
-    history = model->fit(x, y, fit);
+    if (ensemble) {
+      ensemble::EnsembleFitOptions eopts;
+      eopts.compile = [&](models::ModelImpl& m) { m.compile(optimizer, cfg.loss, cfg.metrics); };
+      eopts.fit = fit;
+      eopts.callbacks = [&](size_t) {  // each member's own (EarlyStopping keeps state); one timer for all
+        auto made = make_callbacks();
+        made.push_back(timer);
+        return made;
+      };
+      eopts.seed = static_cast<uint64_t>(cfg.seed);
+      if (vx.defined()) eopts.validation = std::make_pair(vx, vy);
+      members_fit = in_file(a.config, [&] { return ensemble::fit_ensemble(*ensemble, x, y, eopts); });
+    } else {
+      history = model->fit(x, y, fit);
+    }
   } catch (...) {
     if (fs::is_empty(staging, ec)) {
       fs::remove_all(staging, ec);
@@ -732,7 +765,26 @@ int cmd_train(const Args& a) {
     if (test) add_bits("test", test->y);
   }
   for (const auto& kv : scores) metrics[kv.first] = scores_json(kv.second);
-  metrics["epochs"] = history.epoch.size();
+  if (ensemble) {
+    // Each member beside the ensemble, on the same held-out data.
+    json members = json::array();
+    const auto& ms = ensemble->members();
+    for (size_t i = 0; i < ms.size(); ++i) {
+      json m = {{"name", "member_" + std::to_string(i)},
+                {"weight", members_fit->weights[i]},
+                {"pretrained", ensemble->pretrained()[i]},
+                {"epochs", members_fit->member_histories[i].epoch.size()}};
+      if (vx.defined()) m["validation"] = scores_json(ms[i]->evaluate(vx, vy, eval));
+      if (test) m["test"] = scores_json(ms[i]->evaluate(model_input(*model, test->x), test->y, eval));
+      members.push_back(m);
+    }
+    metrics["members"] = members;
+    metrics["combine"] = ensemble->options().combine();
+  }
+  size_t epochs = history.epoch.size();
+  if (ensemble)
+    for (const auto& h : members_fit->member_histories) epochs = std::max(epochs, h.epoch.size());
+  metrics["epochs"] = epochs;
   metrics["train_seconds"] = seconds;
   // Steps of this process (a resumed run counts those after the checkpoint).
   metrics["steps"] = timer->steps();
@@ -768,13 +820,24 @@ int cmd_train(const Args& a) {
       save_model(*model, dir, extra);
     }
     write_file_atomic(dir + "/metrics.json", metrics.dump(2) + "\n");
-    write_file_atomic(dir + "/history.csv", history.to_csv());
-    training::save_history_plot(history, dir + "/training_curves.svg", cfg.name);
+    if (ensemble) {
+      write_file_atomic(dir + "/history.csv", ensemble::history_csv(*members_fit));
+    } else {
+      write_file_atomic(dir + "/history.csv", history.to_csv());
+      training::save_history_plot(history, dir + "/training_curves.svg", cfg.name);
+    }
   }, /*fresh_staging=*/false);
   for (const auto& kv : scores) print_scores(kv.first, kv.second);
-  std::printf("outputs:   %s (%s, lighter.json, metrics.json, history.csv, training_curves.svg, checkpoint.safetensors)\n",
-              cfg.output_dir.c_str(),
-              adapted ? "adapter_config.json, adapter_model.safetensors" : "model.json, model.safetensors");
+  if (ensemble) {
+    // Each member on the same split (test when there is one).
+    const char* split = test ? "test" : "validation";
+    for (const auto& m : metrics["members"])
+      if (m.contains(split))
+        print_scores(m["name"].get<std::string>() + " " + split, m[split].get<std::map<std::string, double>>());
+  }
+  std::printf("outputs:   %s (%s, lighter.json, metrics.json, history.csv%s)\n", cfg.output_dir.c_str(),
+              adapted ? "adapter_config.json, adapter_model.safetensors" : "model.json, model.safetensors",
+              ensemble ? "" : ", training_curves.svg, checkpoint.safetensors");
   return 0;
 }
 
@@ -938,14 +1001,73 @@ int cmd_predict(const Args& a) {
 }
 
 // lighter merge: one model out of several saved ones of the same architecture (lighter/ensemble/weight_merge.h).
+// The greedy soup of `lighter merge`: the models scored on held-out data (the config's data.validation, or --data
+// read like its training file) with the config's loss and metrics; --metric picks the score (default: the first
+// metric, else the loss).
+ensemble::GreedySoup greedy_soup_of(const Args& a, const std::vector<ensemble::Weights>& weights) {
+  RunConfig cfg = load_run_config(a.config, a.sets);
+  auto model = load_model(a.models.front());
+  json extra = load_model_extra(a.models.front());
+  if (extra.is_null()) extra = json::object();
+  auto optimizer = in_file(a.config, [&] { return optimizers::from_json(cfg.optimizer, "compile.optimizer"); });
+  in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
+  DataSource source;
+  if (!a.data.empty()) {
+    if (cfg.train.format != "csv")
+      throw UsageError("--data replaces a csv file; this config's training data is " + cfg.train.format +
+                       " (give it a data.validation source instead)");
+    source = cfg.train;
+    source.path = a.data;
+    source.shuffle = false;
+  } else if (cfg.validation) {
+    source = *cfg.validation;
+  } else {
+    throw UsageError("--method greedy_soup needs held-out data: a data.validation source in " + a.config +
+                     " or --data FILE (not the test set, whose scores would then be chosen on)");
+  }
+  auto vectorizer = vectorizer_of(extra, a.models.front());
+  auto table = in_file(a.config, [&] {
+    return read_source(source, is_classification_loss(model->trainer().loss().name()), classes_of(extra),
+                       vectorizer ? &*vectorizer : nullptr);
+  });
+  std::string metric = a.metric;
+  if (metric.empty()) {
+    auto ms = model->trainer().metrics();
+    metric = ms.empty() ? "loss" : ms.front()->name();
+  }
+  const bool higher = lighter::callbacks::resolve_mode("auto", metric) == "max";
+  torch::Tensor x = model_input(*model, table.x);
+  training::EvaluateOptions eval;
+  eval.batch_size(cfg.batch_size);
+  auto score = [&](const ensemble::Weights& w) {
+    ensemble::assign_weights(*model, w);
+    auto scores = model->evaluate(x, table.y, eval);
+    auto it = scores.find(metric);
+    if (it == scores.end()) {
+      std::string keys;
+      for (const auto& kv : scores) keys += (keys.empty() ? "" : ", ") + kv.first;
+      throw UsageError("--metric " + metric + ": the config's compile section logs " + keys);
+    }
+    return it->second;
+  };
+  return ensemble::greedy_soup(weights, score, higher);
+}
+
 int cmd_merge(const Args& a) {
-  static const std::vector<std::string> methods = {"soup", "task_arithmetic", "ties", "dare", "dare_ties", "slerp"};
-  if (a.method.empty()) throw UsageError("merge needs --method (soup, task_arithmetic, ties, dare, dare_ties, slerp)");
+  static const std::vector<std::string> methods = {"soup",      "greedy_soup", "task_arithmetic", "ties",
+                                                   "dare",      "dare_ties",   "slerp"};
+  const std::string listed = "soup, greedy_soup, task_arithmetic, ties, dare, dare_ties, slerp";
+  if (a.method.empty()) throw UsageError("merge needs --method (" + listed + ")");
   if (std::find(methods.begin(), methods.end(), a.method) == methods.end())
-    throw UsageError("unknown merge method '" + a.method + "' (soup, task_arithmetic, ties, dare, dare_ties, slerp)");
+    throw UsageError("unknown merge method '" + a.method + "' (" + listed + ")");
+  const bool greedy = a.method == "greedy_soup";
+  if (greedy && a.config.empty())
+    throw UsageError("--method greedy_soup needs --config CONFIG (its compile section and held-out data score the soup)");
+  if (!greedy && (!a.config.empty() || !a.metric.empty() || !a.data.empty()))
+    throw UsageError("--config, --data and --metric go with --method greedy_soup only");
   if (a.output.empty()) throw UsageError("merge needs --output DIR");
   if (a.models.empty()) throw UsageError("merge needs the folders of the models to merge");
-  const bool with_base = a.method != "soup" && a.method != "slerp";
+  const bool with_base = a.method != "soup" && a.method != "greedy_soup" && a.method != "slerp";
   if (with_base && a.base.empty()) throw UsageError("--method " + a.method + " needs --base DIR (the model the others were fine-tuned from)");
   if (!with_base && !a.base.empty()) throw UsageError("--method " + a.method + " takes no --base");
   if ((a.method == "ties" || a.method == "dare" || a.method == "dare_ties") && !a.density)
@@ -974,7 +1096,21 @@ int cmd_merge(const Args& a) {
   const double lambda = a.lambda.value_or(1.0);
   const uint64_t seed = a.generation.seed() >= 0 ? static_cast<uint64_t>(a.generation.seed()) : 0;
   ensemble::Weights merged;
-  if (a.method == "soup") merged = ensemble::average(weights, a.merge_weights);
+  json record = {{"method", a.method}, {"models", a.models}};
+  if (greedy) {
+    if (!a.merge_weights.empty()) throw UsageError("--method greedy_soup takes no --weights (it averages uniformly)");
+    auto soup = greedy_soup_of(a, weights);
+    merged = std::move(soup.weights);
+    json ingredients = json::array(), scores = json::array();
+    for (size_t i : soup.ingredients) ingredients.push_back(a.models[i]);
+    for (double v : soup.individual_scores) scores.push_back(v);
+    record["ingredients"] = ingredients;
+    record["individual_scores"] = scores;
+    record["score"] = soup.score;
+    std::printf("greedy soup: %zu of %zu models (held-out score %.4f; the best single model scored %.4f)\n",
+                soup.ingredients.size(), a.models.size(), soup.score,
+                soup.individual_scores[soup.ingredients.front()]);
+  } else if (a.method == "soup") merged = ensemble::average(weights, a.merge_weights);
   else if (a.method == "task_arithmetic") merged = ensemble::task_arithmetic(base, weights, a.merge_weights, lambda);
   else if (a.method == "ties") merged = ensemble::ties(base, weights, *a.density, a.merge_weights, lambda);
   else if (a.method == "slerp") merged = ensemble::slerp(weights[0], weights[1], *a.t);
@@ -986,7 +1122,6 @@ int cmd_merge(const Args& a) {
   ensemble::assign_weights(*model, merged);
   json extra = load_model_extra(first);
   if (extra.is_null()) extra = json::object();
-  json record = {{"method", a.method}, {"models", a.models}};
   if (with_base) record["base"] = a.base;
   if (!a.merge_weights.empty()) record["weights"] = a.merge_weights;
   if (a.lambda) record["lambda"] = *a.lambda;

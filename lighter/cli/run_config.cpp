@@ -223,6 +223,13 @@ RunConfig parse_run_config(const json& config, const std::string& base_dir, cons
   } else {
     c.model = r.raw("model");
     if (!c.model.is_object()) throw ConfigError("model", "expected a Keras model object, got " + describe(c.model));
+    // Ensemble members given as saved folders resolve against the config file's folder, as data paths do.
+    if (c.model.value("class_name", json()) == "Ensemble" && c.model.contains("config") &&
+        c.model["config"].is_object() && c.model["config"].contains("members") &&
+        c.model["config"]["members"].is_array())
+      for (auto& member : c.model["config"]["members"])
+        if (member.is_object() && member.contains("path") && member["path"].is_string())
+          member["path"] = resolve(base_dir, member["path"].get<std::string>());
   }
 
   ConfigReader k = r.child("compile");

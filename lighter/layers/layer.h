@@ -193,11 +193,11 @@ class LayerImpl : public torch::nn::Module {
   torch::Tensor register_weight_buffer(const std::string& name, torch::Tensor tensor);
   /// Elements of the weights held as buffers, here and in sub-layers.
   int64_t weight_buffer_count() const;
-  /// Records a generator the layer draws from (shared handle), for generators(); returns it.
   /// `output` through the adapter hook, if one is attached.
   torch::Tensor apply_adapter_hook(const torch::Tensor& x, const torch::Tensor& output) const {
     return adapter_hook_ ? adapter_hook_->apply(x, output) : output;
   }
+  /// Records a generator the layer draws from (shared handle), for generators(); returns it.
   const c10::optional<at::Generator>& track_generator(const c10::optional<at::Generator>& generator) {
     if (generator) generators_.push_back(*generator);
     return generator;

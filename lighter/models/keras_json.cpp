@@ -1,5 +1,7 @@
 #include "lighter/models/keras_json.h"
 
+#include <map>
+
 #include "lighter/core/error.h"
 #include "lighter/layers/core_layers.h"
 #include "lighter/layers/registry.h"
@@ -44,7 +46,18 @@ ModelPtr sequential_from_json(const json& config, const std::string& path) {
   return model;
 }
 
+std::map<std::string, ModelBuilder>& model_classes() {
+  static std::map<std::string, ModelBuilder> classes;
+  return classes;
+}
+
 }  // namespace
+
+void register_model_class(const std::string& class_name, ModelBuilder builder) {
+  if (class_name == "Sequential" || class_name == "Functional" || class_name == "Model")
+    throw ConfigError("class_name", "'" + class_name + "' is a built-in model class and cannot be registered again");
+  model_classes()[class_name] = std::move(builder);
+}
 
 ModelPtr model_from_json(const json& spec, const std::string& path) {
   ConfigReader r(spec, path);
@@ -55,7 +68,11 @@ ModelPtr model_from_json(const json& spec, const std::string& path) {
   r.finish();
   if (class_name == "Sequential") return sequential_from_json(config, r.path_of("config"));
   if (class_name == "Functional" || class_name == "Model") return functional_from_json(config, r.path_of("config"));
-  throw ConfigError(r.path_of("class_name"), "unknown model class '" + class_name + "' (supported: Sequential, Functional)");
+  auto it = model_classes().find(class_name);
+  if (it != model_classes().end()) return it->second(config, r.path_of("config"));
+  std::string supported = "Sequential, Functional";
+  for (const auto& kv : model_classes()) supported += ", " + kv.first;
+  throw ConfigError(r.path_of("class_name"), "unknown model class '" + class_name + "' (supported: " + supported + ")");
 }
 
 ModelPtr model_from_file(const std::string& file) {

@@ -119,6 +119,14 @@ std::string repeat(const std::string& glyph, size_t n) {
 
 }  // namespace
 
+std::vector<ModelImpl::SummaryRow> ModelImpl::summary_rows() const {
+  std::vector<SummaryRow> rows;
+  for (const auto& l : layers())
+    rows.push_back({l->layer_name() + " (" + l->class_name() + ")", shape_to_string(l->output_shape()),
+                    l->count_params().total(), connections_of(*l)});
+  return rows;
+}
+
 std::string ModelImpl::summary(int line_length) const {
   if (!built())
     throw ShapeError("model '" + name_ + "' is not built yet: give it an input shape (Input or input_shape) or call it");
@@ -146,14 +154,13 @@ std::string ModelImpl::summary(int line_length) const {
   if (graph) head.push_back("Connected to");
   row("┃", head);
   rule("┡", "━", "╇", "┩");
-  auto ls = layers();
-  for (size_t i = 0; i < ls.size(); ++i) {
-    const auto& l = ls[i];
-    std::vector<std::string> cells{l->layer_name() + " (" + l->class_name() + ")", shape_to_string(l->output_shape()),
-                                   with_commas(l->count_params().total())};
-    if (graph) cells.push_back(connections_of(*l));
+  auto rows = summary_rows();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    std::vector<std::string> cells{r.layer, r.output_shape, with_commas(r.params)};
+    if (graph) cells.push_back(r.connected_to);
     row("│", cells);
-    if (i + 1 < ls.size()) rule("├", "─", "┼", "┤");
+    if (i + 1 < rows.size()) rule("├", "─", "┼", "┤");
   }
   rule("└", "─", "┴", "┘");
   auto c = count_params();

@@ -150,6 +150,16 @@ class ModelImpl : public torch::nn::Module {
   /// says so once per layer.
   void warn_mask_dropped(const layers::LayerImpl& layer);
 
+  /// One row of summary()'s table: "name (Class)", output shape, parameter count and the "Connected to" cell
+  /// (shown for every model but Sequential).
+  struct SummaryRow {
+    std::string layer, output_shape;
+    int64_t params = 0;
+    std::string connected_to;
+  };
+  /// The rows of summary()'s table: one per layer by default; models made of other models (Ensemble) list those.
+  virtual std::vector<SummaryRow> summary_rows() const;
+
   std::string class_name_, name_;
   std::shared_ptr<training::Trainer> trainer_;
   std::set<const layers::LayerImpl*> mask_dropped_warned_;

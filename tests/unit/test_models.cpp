@@ -130,7 +130,7 @@ TEST_CASE("Keras JSON: errors name the place", "[models][keras]") {
   LIGHTER_REQUIRE_THROWS_WITH(L::models::model_from_json(json{{"class_name", "Functional"}, {"config", json::object()}}, "model"),
                               "model.config.layers: required key is missing");
   LIGHTER_REQUIRE_THROWS_WITH(L::models::model_from_json(json{{"class_name", "Graph"}, {"config", json::object()}}, "model"),
-                              "unknown model class 'Graph' (supported: Sequential, Functional)");
+                              "unknown model class 'Graph' (supported: Sequential, Functional, Ensemble)");
 }
 
 TEST_CASE("Keras fixtures with layers Lighter lacks are refused with an error naming the place", "[models][keras]") {
