@@ -48,6 +48,7 @@
 #include "lighter/callbacks/registry.h"
 #include "lighter/ensemble/ensemble.h"
 #include "lighter/ensemble/weight_merge.h"
+#include "lighter/peft/lora.h"
 #include "lighter/training/callback.h"
 #include "lighter/training/losses.h"
 #include "lighter/training/metrics.h"

@@ -36,6 +36,7 @@
 #include "lighter/models/generation.h"
 #include "lighter/models/keras_json.h"
 #include "lighter/models/saving.h"
+#include "lighter/peft/lora.h"
 #include "lighter/training/plot.h"
 #include "lighter/training/trainer.h"
 
@@ -59,6 +60,7 @@ const char* kUsage =
     "        [--weights W,W,...] [--lambda L (1)] [--density D] [--seed S (0)] [--t T]\n"
     "  merge --method greedy_soup --config CONFIG [--data CSV] [--metric NAME] --output DIR MODEL_DIR...\n"
     "        (held-out data: the config's data.validation, or --data in the format of its training file)\n"
+    "  merge-adapter --base DIR --adapter DIR --output DIR   (folds a LoRA/DoRA adapter into a copy of the base)\n"
     "\n"
     "options for every command: --log-level trace|debug|info|warn|error, --threads N\n";
 
@@ -78,7 +80,7 @@ struct Args {
   models::GenerateOptions generation;
   // merge: the model folders (positional), the method and its numbers
   std::vector<std::string> models;
-  std::string method, base, metric;
+  std::string method, base, adapter, metric;
   std::vector<double> merge_weights;
   std::optional<double> lambda, density, t;
 };
@@ -166,6 +168,8 @@ Args parse_args(const std::vector<std::string>& argv) {
       a.method = value(s);
     } else if (s == "--base") {
       a.base = value(s);
+    } else if (s == "--adapter") {
+      a.adapter = value(s);
     } else if (s == "--lambda") {
       a.lambda = number_flag(s, value(s));
     } else if (s == "--density") {
@@ -378,7 +382,8 @@ bool has_checkpoint(const fs::path& dir) {
 const std::vector<std::string>& run_files() {
   static const std::vector<std::string> ours = {"model.json",   "model.safetensors",      "lighter.json",
                                                 "metrics.json", "history.csv",            "training_curves.svg",
-                                                kCheckpoint,    kPreviousCheckpoint};
+                                                kCheckpoint,    kPreviousCheckpoint,      "adapter_config.json",
+                                                "adapter_model.safetensors"};
   return ours;
 }
 
@@ -489,6 +494,67 @@ void publish(const fs::path& target, const std::function<void(const std::string&
   if (had_old) fs::remove_all(old, ec);
 }
 
+// The text vectorizer `lighter train` saved beside the model, if any.
+std::optional<data::TextVectorizer> vectorizer_of(const json& extra, const std::string& dir) {
+  if (!extra.contains("text_vectorization")) return std::nullopt;
+  try {
+    return data::TextVectorizer::from_json(extra["text_vectorization"], "text_vectorization");
+  } catch (const ConfigError& e) {
+    throw ConfigError(dir + "/lighter.json: " + e.path(), e.message());
+  }
+}
+
+std::vector<std::string> classes_of(const json& extra) {
+  std::vector<std::string> out;
+  if (extra.contains("classes"))
+    for (const auto& c : extra["classes"]) out.push_back(c.get<std::string>());
+  return out;
+}
+
+// A model folder written by `lighter train` or save_model, to adapt or to merge an adapter into: the model with its
+// weights and its lighter.json (an empty object when absent).
+std::pair<models::ModelPtr, json> load_base(const std::string& dir) {
+  if (!fs::is_directory(dir))
+    throw DataError(dir, "no such folder (the base model: a folder written by lighter train, with model.json)");
+  if (!fs::exists(fs::path(dir) / "model.json")) {
+    if (fs::exists(fs::path(dir) / "adapter_config.json"))
+      throw DataError(dir, "holds an adapter, not a model (fold it into its base with lighter merge-adapter first)");
+    throw DataError(dir, "holds no model.json (the base model must be a folder written by lighter train)");
+  }
+  auto model = load_model(dir);
+  json extra = load_model_extra(dir);
+  if (extra.is_null()) extra = json::object();
+  return {model, extra};
+}
+
+// ConfigErrors of the adapter code name LoraConfig's fields; in a run config they sit under "adapters".
+template <class F>
+auto in_adapters(F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const ConfigError& e) {
+    throw ConfigError(join_path("adapters", e.path() == "adapter" ? std::string("adapter_name") : e.path()), e.message());
+  }
+}
+
+// Times fit's training batches (from the batch-begin to the batch-end hook, so validation is left out) for
+// metrics.json's seconds_per_step.
+class StepTimer : public training::Callback {
+ public:
+  void on_train_batch_begin(int64_t, training::Logs&) override { start_ = std::chrono::steady_clock::now(); }
+  void on_train_batch_end(int64_t, training::Logs&) override {
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    ++steps_;
+  }
+  int64_t steps() const { return steps_; }
+  double seconds_per_step() const { return steps_ ? seconds_ / static_cast<double>(steps_) : 0.0; }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+  double seconds_ = 0.0;
+  int64_t steps_ = 0;
+};
+
 int cmd_train(const Args& a) {
   if (a.config.empty()) throw UsageError("train needs a CONFIG file");
   RunConfig cfg = load_run_config(a.config, a.sets);
@@ -499,9 +565,16 @@ int cmd_train(const Args& a) {
   seed_everything(static_cast<uint64_t>(cfg.seed));
   if (cfg.deterministic) training::set_deterministic(true);
 
-  // Everything is checked (model, compile, data) before any training or writing.
+  // Everything is checked (model, compile, data) before any training or writing. With adapters the model is the
+  // base run's (architecture, weights, lighter.json), wrapped in a PeftModel that trains the adapter only.
+  json base_extra = json::object();
   auto model = in_file(a.config, [&] {
-    auto m = models::model_from_json(cfg.model, "model");
+    models::ModelPtr m;
+    if (cfg.adapters) {
+      std::tie(m, base_extra) = load_base(cfg.adapters->base_model);
+    } else {
+      m = models::model_from_json(cfg.model, "model");
+    }
     // The data sources of a config give one input table and one target column.
     if (m->num_inputs() != 1 || m->num_outputs() != 1)
       throw ConfigError("model", "the lighter command trains models with one input and one output; this one has " +
@@ -509,6 +582,16 @@ int cmd_train(const Args& a) {
                                      " outputs (train it from C++ with fit({x...}, {y...}))");
     return m;
   });
+  std::optional<peft::PeftModel> adapted;
+  std::string base_dir;
+  if (cfg.adapters) {
+    base_dir = fs::absolute(cfg.adapters->base_model).lexically_normal().string();
+    if (!base_dir.empty() && base_dir.back() == '/') base_dir.pop_back();
+    cfg.adapters->lora.base_model_name_or_path(base_dir);
+    in_file(a.config, [&] {
+      in_adapters([&] { adapted.emplace(model, cfg.adapters->lora, cfg.adapters->adapter_name); });
+    });
+  }
   auto optimizer = in_file(a.config, [&] { return optimizers::from_json(cfg.optimizer, "compile.optimizer"); });
   in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
   bool classification = is_classification_loss(model->trainer().loss().name());
@@ -519,13 +602,23 @@ int cmd_train(const Args& a) {
   // Text sources go through one vectorizer: adapted on the training texts, reused for the other splits.
   std::optional<data::TextVectorizer> vectorizer;
   const bool language_model = cfg.train.format == "language_model";
-  if (cfg.train.format == "text" || language_model)
+  if (cfg.adapters && (cfg.train.format == "text" || language_model)) {
+    // The base model's vectorizer with its vocabulary: token ids must mean what they meant in the base's training.
+    vectorizer = vectorizer_of(base_extra, cfg.adapters->base_model);
+    if (!vectorizer)
+      throw ConfigError(a.config + ": data.train", "text data needs the vectorizer the base model was trained with, "
+                        "and " + cfg.adapters->base_model + "/lighter.json has none");
+    logger()->info("text: the base model's vocabulary of {} tokens", vectorizer->vocabulary_size());
+  } else if (cfg.train.format == "text" || language_model)
     vectorizer = in_file(a.config, [&] {
       return data::TextVectorizer::from_config(
           cfg.text_vectorization.is_null() ? json::object() : cfg.text_vectorization, "data.text_vectorization");
     });
   data::TextVectorizer* text = vectorizer ? &*vectorizer : nullptr;
-  data::Table train = in_file(a.config, [&] { return read_source(cfg.train, classification, {}, text, /*adapt=*/true); });
+  // An adapter keeps the base's class ids (its output units), so labels map to the base run's class names.
+  const std::vector<std::string> base_classes = classes_of(base_extra);
+  data::Table train =
+      in_file(a.config, [&] { return read_source(cfg.train, classification, base_classes, text, /*adapt=*/true); });
   std::optional<data::Table> validation, test;
   if (cfg.validation)
     validation = in_file(a.config, [&] { return read_source(*cfg.validation, classification, train.classes, text); });
@@ -594,6 +687,8 @@ int cmd_train(const Args& a) {
     throw UsageError("--resume needs fit.checkpoint (this config sets it to false)");
   }
 
+  auto timer = std::make_shared<StepTimer>();
+  callbacks.push_back(timer);
   training::FitOptions fit;
   fit.callbacks(callbacks);
   fit.epochs(cfg.epochs).batch_size(cfg.batch_size).shuffle(cfg.shuffle).verbose(static_cast<int>(cfg.verbose));
@@ -623,7 +718,11 @@ int cmd_train(const Args& a) {
       ensemble::EnsembleFitOptions eopts;
       eopts.compile = [&](models::ModelImpl& m) { m.compile(optimizer, cfg.loss, cfg.metrics); };
       eopts.fit = fit;
-      eopts.callbacks = [&](size_t) { return make_callbacks(); };  // each member's own (EarlyStopping keeps state)
+      eopts.callbacks = [&](size_t) {  // each member's own (EarlyStopping keeps state); one timer for all
+        auto made = make_callbacks();
+        made.push_back(timer);
+        return made;
+      };
       eopts.seed = static_cast<uint64_t>(cfg.seed);
       if (vx.defined()) eopts.validation = std::make_pair(vx, vy);
       members_fit = in_file(a.config, [&] { return ensemble::fit_ensemble(*ensemble, x, y, eopts); });
@@ -687,6 +786,11 @@ int cmd_train(const Args& a) {
     for (const auto& h : members_fit->member_histories) epochs = std::max(epochs, h.epoch.size());
   metrics["epochs"] = epochs;
   metrics["train_seconds"] = seconds;
+  // Steps of this process (a resumed run counts those after the checkpoint).
+  metrics["steps"] = timer->steps();
+  metrics["seconds_per_step"] = timer->seconds_per_step();
+  const auto counts = model->count_params();
+  metrics["parameters"] = {{"trainable", counts.trainable}, {"total", counts.total()}};
 
   json extra = {{"name", cfg.name},
                 {"target", train.target_name},
@@ -695,9 +799,26 @@ int cmd_train(const Args& a) {
                 {"loss", model->trainer().loss().name()}};
   if (!callback_outputs.empty()) extra["callback_outputs"] = callback_outputs;
   if (vectorizer) extra["text_vectorization"] = vectorizer->to_json();
+  if (adapted) {
+    // An adapter run holds the adapter only; lighter.json names its base, which evaluate, predict and generate load
+    // and adapt (load_trained). What the base saved beside its model (class names, vectorizer) carries over.
+    for (const auto& [key, value] : base_extra.items())
+      if (!extra.contains(key) && key != "callback_outputs") extra[key] = value;
+    if (train.classes.empty() && base_extra.contains("classes")) extra["classes"] = base_extra["classes"];
+    // The base as an absolute path, and relative to the run (used when the absolute one is gone, e.g. after both
+    // folders moved together).
+    extra["adapter"] = {{"name", cfg.adapters->adapter_name},
+                        {"base_model", base_dir},
+                        {"base_model_relative", fs::path(base_dir).lexically_relative(output).string()}};
+  }
   model->to(torch::kCPU);
   publish(output, [&](const std::string& dir) {
-    save_model(*model, dir, extra);
+    if (adapted) {
+      adapted->save_adapter(dir);
+      write_file_atomic(dir + "/lighter.json", extra.dump(2) + "\n");
+    } else {
+      save_model(*model, dir, extra);
+    }
     write_file_atomic(dir + "/metrics.json", metrics.dump(2) + "\n");
     if (ensemble) {
       write_file_atomic(dir + "/history.csv", ensemble::history_csv(*members_fit));
@@ -714,7 +835,8 @@ int cmd_train(const Args& a) {
       if (m.contains(split))
         print_scores(m["name"].get<std::string>() + " " + split, m[split].get<std::map<std::string, double>>());
   }
-  std::printf("outputs:   %s (model.json, model.safetensors, metrics.json, history.csv%s)\n", cfg.output_dir.c_str(),
+  std::printf("outputs:   %s (%s, lighter.json, metrics.json, history.csv%s)\n", cfg.output_dir.c_str(),
+              adapted ? "adapter_config.json, adapter_model.safetensors" : "model.json, model.safetensors",
               ensemble ? "" : ", training_curves.svg, checkpoint.safetensors");
   return 0;
 }
@@ -722,27 +844,25 @@ int cmd_train(const Args& a) {
 // Loads the model saved by `lighter train` and the label mapping stored beside it.
 std::pair<models::ModelPtr, json> load_trained(const Args& a) {
   if (a.weights.empty()) throw UsageError(a.command + " needs --weights DIR (the output folder of `lighter train`)");
-  auto model = load_model(a.weights);
   json extra = load_model_extra(a.weights);
   if (extra.is_null()) extra = json::object();
-  return {model, extra};
-}
-
-// The text vectorizer `lighter train` saved beside the model, if any.
-std::optional<data::TextVectorizer> vectorizer_of(const json& extra, const std::string& dir) {
-  if (!extra.contains("text_vectorization")) return std::nullopt;
-  try {
-    return data::TextVectorizer::from_json(extra["text_vectorization"], "text_vectorization");
-  } catch (const ConfigError& e) {
-    throw ConfigError(dir + "/lighter.json: " + e.path(), e.message());
+  if (!extra.contains("adapter")) return {load_model(a.weights), extra};
+  // An adapter run: its base model (named in lighter.json) with the adapter, unmerged (as it was evaluated).
+  const std::string file = a.weights + "/lighter.json";
+  const json& record = extra["adapter"];
+  if (!record.is_object() || !record.value("base_model", json()).is_string())
+    throw DataError(file, "\"adapter\" must be an object with the base model's folder as \"base_model\"");
+  std::string base = record["base_model"].get<std::string>();
+  if (!fs::is_directory(base) && record.value("base_model_relative", json()).is_string()) {
+    const fs::path moved = fs::path(a.weights) / record["base_model_relative"].get<std::string>();
+    if (fs::is_directory(moved)) base = moved.lexically_normal().string();
   }
-}
-
-std::vector<std::string> classes_of(const json& extra) {
-  std::vector<std::string> out;
-  if (extra.contains("classes"))
-    for (const auto& c : extra["classes"]) out.push_back(c.get<std::string>());
-  return out;
+  if (!fs::is_directory(base))
+    throw DataError(file, "the adapter's base model " + base + " is gone (the adapter run needs the folder it adapted)");
+  auto model = load_base(base).first;
+  peft::PeftModel peft(model);
+  peft.load_adapter(a.weights, record.value("name", std::string("default")));
+  return {model, extra};
 }
 
 int cmd_evaluate(const Args& a) {
@@ -1014,6 +1134,39 @@ int cmd_merge(const Args& a) {
   return 0;
 }
 
+// lighter merge-adapter: a plain model folder with a LoRA/DoRA adapter folded into the base's weights.
+int cmd_merge_adapter(const Args& a) {
+  if (a.base.empty() || a.adapter.empty() || a.output.empty())
+    throw UsageError("merge-adapter needs --base DIR (a model folder), --adapter DIR (an adapter run or PEFT adapter "
+                     "folder) and --output DIR");
+  if (!a.config.empty()) throw UsageError("unexpected argument " + a.config);
+  if (fs::exists(a.output) && (!fs::is_directory(a.output) || !fs::is_empty(a.output)))
+    throw DataError(a.output, "--output exists and is not an empty folder; the merged model goes into a new folder");
+  auto [model, extra] = load_base(a.base);
+  if (!fs::is_directory(a.adapter)) throw DataError(a.adapter, "no such folder (--adapter: an adapter run's folder)");
+  json adapter_extra = load_model_extra(a.adapter);
+  std::string name = "default";
+  if (adapter_extra.is_object() && adapter_extra.contains("adapter") && adapter_extra["adapter"].is_object()) {
+    const json& record = adapter_extra["adapter"];
+    name = record.value("name", name);
+    const std::string recorded = record.value("base_model", std::string());
+    std::error_code ec;
+    if (!recorded.empty() && !fs::equivalent(recorded, a.base, ec))
+      logger()->warn("the adapter in {} was trained on {}, not on {}", a.adapter, recorded, a.base);
+  }
+  peft::PeftModel peft(model);
+  peft.load_adapter(a.adapter, name);
+  const bool dora = peft.config(name).use_dora();
+  auto merged = peft.merge_and_unload();
+  extra["merge"] = {{"method", dora ? "dora" : "lora"},
+                    {"base", fs::absolute(a.base).lexically_normal().string()},
+                    {"adapter", fs::absolute(a.adapter).lexically_normal().string()},
+                    {"adapter_name", name}};
+  save_model(*merged, a.output, extra);
+  std::printf("merged the adapter %s into %s: %s\n", a.adapter.c_str(), a.base.c_str(), a.output.c_str());
+  return 0;
+}
+
 int cmd_summary(const Args& a) {
   if (a.config.empty()) throw UsageError("summary needs a CONFIG or a model JSON file");
   json j = read_json_file(a.config);
@@ -1022,6 +1175,14 @@ int cmd_summary(const Args& a) {
     model = models::model_from_file(a.config);
   } else {
     RunConfig cfg = load_run_config(a.config, a.sets);
+    if (cfg.adapters) {
+      // The base model with the config's adapter: the summary shows what the adapter run would train.
+      model = load_base(cfg.adapters->base_model).first;
+      std::optional<peft::PeftModel> peft;
+      in_file(a.config, [&] { in_adapters([&] { peft.emplace(model, cfg.adapters->lora, cfg.adapters->adapter_name); }); });
+      std::fputs(model->summary().c_str(), stdout);
+      return 0;
+    }
     model = in_file(a.config, [&] { return models::model_from_json(cfg.model, "model"); });
   }
   std::fputs(model->summary().c_str(), stdout);
@@ -1097,7 +1258,9 @@ int run(const std::vector<std::string>& argv) {
     if (a.command == "summary") return cmd_summary(a);
     if (a.command == "generate") return cmd_generate(a);
     if (a.command == "merge") return cmd_merge(a);
-    throw UsageError("unknown command '" + a.command + "' (commands: train, evaluate, predict, summary, generate, merge)");
+    if (a.command == "merge-adapter") return cmd_merge_adapter(a);
+    throw UsageError("unknown command '" + a.command +
+                     "' (commands: train, evaluate, predict, summary, generate, merge, merge-adapter)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "lighter: %s\n%s", e.what(), kUsage);
     return 2;

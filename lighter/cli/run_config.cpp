@@ -70,6 +70,60 @@ DataSource parse_source(const json& j, const std::string& path, const std::strin
   return s;
 }
 
+std::vector<std::string> string_list(ConfigReader& r, const std::string& key) {
+  const json& v = r.raw_or_null(key);
+  std::vector<std::string> out;
+  if (v.is_null()) return out;
+  if (!v.is_array()) throw ConfigError(r.path_of(key), "expected a list of module names, got " + describe(v));
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_string()) throw ConfigError(join_path(r.path_of(key), i), "expected a string, got " + describe(v[i]));
+    out.push_back(v[i].get<std::string>());
+  }
+  return out;
+}
+
+AdapterSpec parse_adapters(const json& j, const std::string& base_dir) {
+  ConfigReader r(j, "adapters");
+  AdapterSpec a;
+  a.base_model = resolve(base_dir, r.get<std::string>("base_model"));
+  if (a.base_model.empty()) throw ConfigError(r.path_of("base_model"), "must name a folder written by lighter train");
+  a.adapter_name = r.get<std::string>("adapter_name", "default");
+  if (a.adapter_name.empty() || a.adapter_name.find_first_of("./") != std::string::npos)
+    throw ConfigError(r.path_of("adapter_name"), "expected a non-empty name without '.' or '/', got \"" + a.adapter_name + "\"");
+  peft::LoraConfig& c = a.lora;
+  c.r(r.positive_int("r", 8));
+  c.lora_alpha(r.positive("lora_alpha", 8.0));
+  c.lora_dropout(r.fraction("lora_dropout", 0.0));
+  const json& targets = r.raw("target_modules");
+  if (targets.is_string()) {
+    if (targets.get<std::string>().empty()) throw ConfigError(r.path_of("target_modules"), "must not be empty");
+    c.target_regex(targets.get<std::string>());
+  } else if (targets.is_array()) {
+    c.target_modules(string_list(r, "target_modules"));
+    if (c.target_modules().empty())
+      throw ConfigError(r.path_of("target_modules"), "must name at least one layer (a module path or a class name)");
+  } else {
+    throw ConfigError(r.path_of("target_modules"), "expected a list of module names or a regex string, got " + describe(targets));
+  }
+  c.bias(r.choice("bias", "none", {"none", "all", "lora_only"}));
+  c.use_rslora(r.get<bool>("use_rslora", false));
+  c.use_dora(r.get<bool>("use_dora", false));
+  c.modules_to_save(string_list(r, "modules_to_save"));
+  const json& init = r.raw_or_null("init_lora_weights");
+  if (!init.is_null()) {
+    if (!(init.is_boolean() || (init.is_string() && init.get<std::string>() == "gaussian")))
+      throw ConfigError(r.path_of("init_lora_weights"), "expected true, false or \"gaussian\", got " + describe(init));
+    c.init_lora_weights(init);
+  }
+  r.finish();
+  try {
+    c.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(join_path("adapters", e.path()), e.message());
+  }
+  return a;
+}
+
 }  // namespace
 
 void apply_override(json& config, const std::string& assignment) {
@@ -133,6 +187,10 @@ RunConfig parse_run_config(const json& config, const std::string& base_dir, cons
   c.validation_split = d.fraction("validation_split", 0.0);
   if (d.has("validation")) c.validation = parse_source(d.raw("validation"), d.path_of("validation"), base_dir);
   if (d.has("test")) c.test = parse_source(d.raw("test"), d.path_of("test"), base_dir);
+  const bool with_adapters = r.has("adapters");
+  if (with_adapters && d.has("text_vectorization"))
+    throw ConfigError(d.path_of("text_vectorization"), "leave it out with adapters: text goes through the base model's "
+                                                       "vectorizer and vocabulary (its lighter.json)");
   if (d.has("text_vectorization")) {
     c.text_vectorization = d.raw("text_vectorization");
     // Checked now, so a mistake is reported before anything is read or trained.
@@ -157,14 +215,22 @@ RunConfig parse_run_config(const json& config, const std::string& base_dir, cons
     throw ConfigError("data.text_vectorization.output_sequence_length",
                       "must be null for a language_model source (its windows are data.train.sequence_length long)");
 
-  c.model = r.raw("model");
-  if (!c.model.is_object()) throw ConfigError("model", "expected a Keras model object, got " + describe(c.model));
-  // Ensemble members given as saved folders resolve against the config file's folder, as data paths do.
-  if (c.model.value("class_name", json()) == "Ensemble" && c.model.contains("config") &&
-      c.model["config"].is_object() && c.model["config"].contains("members") && c.model["config"]["members"].is_array())
-    for (auto& member : c.model["config"]["members"])
-      if (member.is_object() && member.contains("path") && member["path"].is_string())
-        member["path"] = resolve(base_dir, member["path"].get<std::string>());
+  if (with_adapters) {
+    c.adapters = parse_adapters(r.raw("adapters"), base_dir);
+    if (r.has("model"))
+      throw ConfigError("model", "leave it out with adapters: the architecture is the base model's (" +
+                                     c.adapters->base_model + "/model.json)");
+  } else {
+    c.model = r.raw("model");
+    if (!c.model.is_object()) throw ConfigError("model", "expected a Keras model object, got " + describe(c.model));
+    // Ensemble members given as saved folders resolve against the config file's folder, as data paths do.
+    if (c.model.value("class_name", json()) == "Ensemble" && c.model.contains("config") &&
+        c.model["config"].is_object() && c.model["config"].contains("members") &&
+        c.model["config"]["members"].is_array())
+      for (auto& member : c.model["config"]["members"])
+        if (member.is_object() && member.contains("path") && member["path"].is_string())
+          member["path"] = resolve(base_dir, member["path"].get<std::string>());
+  }
 
   ConfigReader k = r.child("compile");
   c.optimizer = k.get<json>("optimizer", "adam");

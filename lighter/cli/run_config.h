@@ -1,5 +1,6 @@
 #pragma once
-/// A training run described in JSON (DESIGN.md §3): name, seed, device, data, model, compile, fit, output_dir.
+/// A training run described in JSON (DESIGN.md §3): name, seed, device, data, model, compile, fit, output_dir, and
+/// optionally adapters (a LoRA/DoRA adapter trained on a saved model).
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -7,6 +8,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "lighter/peft/lora.h"
 
 namespace lighter::cli {
 
@@ -47,6 +50,26 @@ struct DataSource {
   std::string json_path;  // where it came from, for errors
 };
 
+/// The `"adapters"` section: a LoRA/DoRA adapter (lighter/peft/lora.h) trained on a model saved by `lighter train`
+/// (or save_model), with PEFT's LoraConfig fields and the run's own:
+///   {"base_model": "runs/kjv_char_lm",      the trained model to adapt: a folder with model.json,
+///                                           model.safetensors and lighter.json (relative to the config's folder)
+///    "adapter_name": "default",
+///    "r": 8, "lora_alpha": 8, "lora_dropout": 0.0,
+///    "target_modules": ["Dense"] | "regex",  a list (module paths or their last parts, or layer class names) or
+///                                           one regex the whole module path must match; required
+///    "bias": "none" | "all" | "lora_only", "use_rslora": false, "use_dora": false,
+///    "modules_to_save": [], "init_lora_weights": true | false | "gaussian"}
+/// A config with adapters takes its architecture from the base model: `model` must be left out, and so must
+/// data.text_vectorization (text data goes through the base run's vectorizer, vocabulary included, saved in its
+/// lighter.json; a new vocabulary would give the base's embeddings other meanings). The class names of a
+/// classification are the base run's too.
+struct AdapterSpec {
+  std::string base_model;  // resolved against the config file's folder
+  std::string adapter_name = "default";
+  peft::LoraConfig lora;
+};
+
 struct RunConfig {
   std::string name = "run";
   std::string file;  // the config file ("" when built in memory)
@@ -65,7 +88,9 @@ struct RunConfig {
   /// for validation, test and predict; `lighter train` saves it (with its vocabulary) in lighter.json.
   nlohmann::json text_vectorization;
   double validation_split = 0.0;
-  nlohmann::json model;     // Keras JSON
+  nlohmann::json model;     // Keras JSON (null with adapters: the base model's)
+  /// The `"adapters"` section, when the run trains an adapter on a saved model.
+  std::optional<AdapterSpec> adapters;
   nlohmann::json optimizer = "adam";
   nlohmann::json loss;
   std::vector<nlohmann::json> metrics;

@@ -390,7 +390,7 @@ void ConvImpl<D>::build_impl(const Shape& input_shape) {
 
 template <size_t D>
 torch::Tensor ConvImpl<D>::convolve(const torch::Tensor& x) const {
-  return padded_conv(x, weight, bias, options_.groups());
+  return apply_adapter_hook(x, padded_conv(x, weight, bias, options_.groups()));
 }
 
 template <size_t D>

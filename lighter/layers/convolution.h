@@ -192,6 +192,12 @@ class BaseConvImpl : public LayerImpl {
   const SpatialArgs& spatial() const { return spatial_; }
   /// Input channels the layer was built for (-1 before build).
   int64_t input_channels() const { return input_channels_; }
+  /// This layer's convolution (padding, strides, dilation) with another weight in torch's layout, on a
+  /// channels-first input as an adapter hook gets it (a 1-d layer's may be lifted to (N, C, 1, L)).
+  torch::Tensor convolve_with(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {},
+                              int64_t groups = 1) const {
+    return padded_conv(x, weight, bias, groups);
+  }
 
  protected:
   BaseConvImpl(std::string class_name, LayerArgs args) : LayerImpl(std::move(class_name), std::move(args)) {}
@@ -250,6 +256,7 @@ class ConvImpl : public BaseConvImpl {
   nlohmann::json get_config() const override;
   static std::shared_ptr<ConvImpl> from_config(ConfigReader& r);
   const ConvOptions<D>& options() const { return options_; }
+  bool supports_adapter_hook() const override { return true; }
   torch::Tensor weight, bias;
 
  protected:

@@ -109,7 +109,7 @@ torch::Tensor DenseImpl::linear(const torch::Tensor& x) const {
   TORCH_CHECK(built_, "Dense layer '", layer_name(), "' is used before it was built");
   TORCH_CHECK(x.dim() >= 2 && x.size(-1) == weight.size(1), "layer '", layer_name(), "' (Dense) expects ",
               weight.size(1), " input features, got input of shape ", x.sizes());
-  return torch::nn::functional::linear(x, weight, bias);
+  return apply_adapter_hook(x, torch::nn::functional::linear(x, weight, bias));
 }
 
 void DenseImpl::record_activity(const torch::Tensor& output) {

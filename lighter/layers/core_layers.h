@@ -70,6 +70,7 @@ class DenseImpl : public LayerImpl {
   torch::Tensor regularization_loss() const override;
   bool supports_masking() const override { return true; }
   bool acts_per_step() const override { return true; }
+  bool supports_adapter_hook() const override { return true; }
   static std::shared_ptr<DenseImpl> from_config(ConfigReader& r);
 
   const DenseOptions& options() const { return options_; }

@@ -46,7 +46,7 @@ torch::Tensor EmbeddingImpl::forward(const torch::Tensor& x) {
       throw ShapeError("layer '" + layer_name() + "' (Embedding): token ids must be in [0, input_dim) = [0, " +
                        std::to_string(options_.input_dim()) + "), got " + std::to_string(lo < 0 ? lo : hi));
   }
-  auto out = torch::embedding(weight, ids);
+  auto out = apply_adapter_hook(ids, torch::embedding(weight, ids));
   if (!options_.activity_regularizer().is_null() && is_training())
     activity_loss_ = regularizers::penalty(options_.activity_regularizer(), out);
   return out;

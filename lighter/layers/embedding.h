@@ -40,6 +40,7 @@ class EmbeddingImpl : public LayerImpl {
   /// With mask_zero: `x != 0`, shape (N, T); otherwise undefined (an incoming mask is not passed on, as in Keras).
   torch::Tensor compute_mask(const torch::Tensor& input, const torch::Tensor& mask) const override;
   bool acts_per_step() const override { return true; }
+  bool supports_adapter_hook() const override { return true; }
   static std::shared_ptr<EmbeddingImpl> from_config(ConfigReader& r);
 
   const EmbeddingOptions& options() const { return options_; }

@@ -9,7 +9,17 @@ LayerImpl::LayerImpl(std::string class_name, LayerArgs args)
 
 void LayerImpl::set_trainable(bool trainable) {
   args_.trainable = trainable;
-  for (auto& p : parameters(/*recurse=*/true)) p.set_requires_grad(trainable);
+  // An adapter's own parameters keep their state: freezing the layer is what adapters are for.
+  for (auto& p : named_parameters(/*recurse=*/true))
+    if (!detail::is_adapter_tensor_name(p.key())) p.value().set_requires_grad(trainable);
+}
+
+void LayerImpl::set_adapter_hook(std::shared_ptr<AdapterHookImpl> hook) {
+  if (hook && !supports_adapter_hook())
+    throw ShapeError("layer '" + layer_name() + "' (" + class_name_ + ") takes no adapter");
+  if (adapter_hook_) unregister_module(kAdapterHookName);
+  adapter_hook_ = std::move(hook);
+  if (adapter_hook_) register_module(kAdapterHookName, adapter_hook_);
 }
 
 void LayerImpl::build(const Shape& input_shape) {
@@ -100,6 +110,17 @@ torch::Tensor LayerImpl::register_weight_buffer(const std::string& name, torch::
 }
 
 namespace detail {
+
+bool is_adapter_tensor_name(const std::string& name) {
+  const std::string hook = LayerImpl::kAdapterHookName;
+  for (size_t start = 0; start <= name.size();) {
+    size_t end = name.find('.', start);
+    if (end == std::string::npos) end = name.size();
+    if (name.compare(start, end - start, hook) == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
 
 LayerArgs read_layer_args(ConfigReader& r) {
   LayerArgs a;

@@ -40,6 +40,18 @@ struct LayerArgs {
 
 class LayerImpl;
 
+/// A hook through which an adapter (lighter/peft's LoRA and DoRA) changes what a weight-bearing layer computes.
+/// Dense, Conv1D/2D/3D and Embedding call it with their input as their op sees it (ids for Embedding; channels-first
+/// for convolutions) and the op's output (bias included, before the activation), and go on with what it returns.
+/// It is registered as the layer's submodule named LayerImpl::kAdapterHookName, so its parameters train, count and
+/// move with the model; model_tensors (the model's weight files) and configs leave it out.
+class AdapterHookImpl : public torch::nn::Module {
+ public:
+  using torch::nn::Module::Module;
+  /// The output the layer goes on with, for its input `x` and its own output `output`.
+  virtual torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& output) = 0;
+};
+
 /// What incremental decoding (generation, one step at a time) keeps between calls: the position of the first new
 /// step, and each layer's state (an attention layer's past keys and values), keyed by the layer.
 struct DecodeCache {
@@ -163,6 +175,15 @@ class LayerImpl : public torch::nn::Module {
   /// The random generators the layer owns (a seeded Dropout's), whose states resumable checkpoints save.
   const std::vector<at::Generator>& generators() const { return generators_; }
 
+  /// The submodule name of an adapter hook; tensor names with this component are adapter tensors.
+  static constexpr const char* kAdapterHookName = "adapter_hook";
+  /// Whether the layer calls an adapter hook (Dense, Conv1D/2D/3D, Embedding).
+  virtual bool supports_adapter_hook() const { return false; }
+  /// Attaches `hook` (registered as submodule kAdapterHookName), or removes the current one when null. ShapeError
+  /// for a layer that does not support hooks.
+  void set_adapter_hook(std::shared_ptr<AdapterHookImpl> hook);
+  const std::shared_ptr<AdapterHookImpl>& adapter_hook() const { return adapter_hook_; }
+
  protected:
   /// Creates weights; `input_shape` has the batch axis.
   virtual void build_impl(const Shape& input_shape) {}
@@ -172,6 +193,10 @@ class LayerImpl : public torch::nn::Module {
   torch::Tensor register_weight_buffer(const std::string& name, torch::Tensor tensor);
   /// Elements of the weights held as buffers, here and in sub-layers.
   int64_t weight_buffer_count() const;
+  /// `output` through the adapter hook, if one is attached.
+  torch::Tensor apply_adapter_hook(const torch::Tensor& x, const torch::Tensor& output) const {
+    return adapter_hook_ ? adapter_hook_->apply(x, output) : output;
+  }
   /// Records a generator the layer draws from (shared handle), for generators(); returns it.
   const c10::optional<at::Generator>& track_generator(const c10::optional<at::Generator>& generator) {
     if (generator) generators_.push_back(*generator);
@@ -185,6 +210,7 @@ class LayerImpl : public torch::nn::Module {
   std::vector<Shape> input_shapes_;
   std::vector<std::string> weight_buffers_;
   std::vector<at::Generator> generators_;
+  std::shared_ptr<AdapterHookImpl> adapter_hook_;
 };
 
 using LayerPtr = std::shared_ptr<LayerImpl>;
@@ -207,6 +233,8 @@ namespace detail {
 LayerArgs read_layer_args(ConfigReader& r);
 /// Writes them back.
 nlohmann::json write_layer_args(const LayerArgs& args);
+/// Whether a tensor name (`dense.adapter_hook.default.lora_A`) belongs to an adapter hook.
+bool is_adapter_tensor_name(const std::string& name);
 /// Rank and dimension checks with a ShapeError naming the layer.
 void expect_min_rank(const LayerImpl& layer, const Shape& shape, size_t rank);
 }  // namespace detail

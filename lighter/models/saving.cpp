@@ -11,10 +11,12 @@
 
 namespace lighter {
 
-std::vector<std::pair<std::string, torch::Tensor>> model_tensors(const models::ModelImpl& model) {
+std::vector<std::pair<std::string, torch::Tensor>> model_tensors(const models::ModelImpl& model, bool with_adapters) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& p : model.named_parameters(true)) out.emplace_back(p.key(), p.value());
-  for (const auto& b : model.named_buffers(true)) out.emplace_back(b.key(), b.value());
+  for (const auto& p : model.named_parameters(true))
+    if (with_adapters || !layers::detail::is_adapter_tensor_name(p.key())) out.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers(true))
+    if (with_adapters || !layers::detail::is_adapter_tensor_name(b.key())) out.emplace_back(b.key(), b.value());
   return out;
 }
 

@@ -11,8 +11,11 @@
 
 namespace lighter {
 
-/// The tensors a weight file holds, by registered name: parameters, then buffers (shared with the model).
-std::vector<std::pair<std::string, torch::Tensor>> model_tensors(const models::ModelImpl& model);
+/// The tensors a weight file holds, by registered name: parameters, then buffers (shared with the model). Adapter
+/// tensors (lighter/peft, under a layer's adapter hook) are left out unless `with_adapters` (resumable checkpoints
+/// keep them); adapters have their own files.
+std::vector<std::pair<std::string, torch::Tensor>> model_tensors(const models::ModelImpl& model,
+                                                                 bool with_adapters = false);
 
 /// Writes the weights (parameters and weight buffers) of a built model to a safetensors file, atomically.
 void save_weights(const models::ModelImpl& model, const std::string& file);

@@ -63,7 +63,7 @@ void Trainer::save_checkpoint(const std::string& file) {
                 "(from a callback's on_epoch_end)");
   FitState& st = *fit_state_;
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& [name, t] : model_tensors(model_)) tensors.emplace_back("model/" + name, t);
+  for (const auto& [name, t] : model_tensors(model_, /*with_adapters=*/true)) tensors.emplace_back("model/" + name, t);
 
   auto& opt = optimizer();
   {
@@ -159,7 +159,7 @@ int64_t Trainer::load_checkpoint(const std::string& file) {
   if (!odiff.empty())
     throw DataError(file, "the checkpoint was written with another optimizer configuration (first difference at " +
                               odiff + ")");
-  auto weights = model_tensors(model_);
+  auto weights = model_tensors(model_, /*with_adapters=*/true);
   for (const auto& [name, t] : weights) {
     auto it = stored.find("model/" + name);
     if (it == stored.end()) throw DataError(file, "tensor 'model/" + name + "' is missing");
