@@ -49,6 +49,7 @@
 #include "lighter/ensemble/ensemble.h"
 #include "lighter/ensemble/weight_merge.h"
 #include "lighter/peft/lora.h"
+#include "lighter/peft/reinforce.h"
 #include "lighter/training/callback.h"
 #include "lighter/training/losses.h"
 #include "lighter/training/metrics.h"

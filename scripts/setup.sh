@@ -5,11 +5,12 @@
 # and the transformer examples' (scripts/tnn_datasets.sh) from Debian's archive and the npm registry; npm is not
 # installed here: the machines have Node.js's own npm, which conflicts with Debian's npm package (without npm,
 # tnn_datasets.sh fetches the KJV only and says so).
+# wamerican is the word list (/usr/share/dict/words) of the reward-based fine-tuning example and its tests.
 # Idempotent: returns at once when everything is present.
 set -euo pipefail
 
 packages=(build-essential cmake libtorch-dev nlohmann-json3-dev libspdlog-dev catch2 libopenblas0-openmp zlib1g-dev
-          dataset-fashion-mnist)
+          dataset-fashion-mnist wamerican)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

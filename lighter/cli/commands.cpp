@@ -37,6 +37,7 @@
 #include "lighter/models/keras_json.h"
 #include "lighter/models/saving.h"
 #include "lighter/peft/lora.h"
+#include "lighter/peft/reinforce.h"
 #include "lighter/training/plot.h"
 #include "lighter/training/trainer.h"
 
@@ -555,6 +556,184 @@ class StepTimer : public training::Callback {
   int64_t steps_ = 0;
 };
 
+// Commands that score with the config's loss refuse a reward-based run's config, which has none.
+void expect_loss_config(const RunConfig& cfg, const Args& a) {
+  if (cfg.reinforce)
+    throw UsageError(a.config + " describes a reinforce run, which has no loss to " + a.command +
+                     " with: its held-out rewards are in the run's metrics.json (lighter generate samples from it)");
+}
+
+// `lighter train` with a "reinforce" section: REINFORCE/RLOO on an adapter of a saved language model, sampling from
+// prompts and optimising the reward; the KL reference is the base (adapters disabled). Writes the adapter as adapter
+// runs do, metrics.json with the held-out reward before and after, history.csv with one row per update.
+int train_reinforce(const Args& a, RunConfig& cfg, const fs::path& output, const torch::Device& device) {
+  if (a.resume) throw UsageError("--resume is not supported for reinforce runs (they keep no checkpoint)");
+  const ReinforceSpec& rl = *cfg.reinforce;
+  models::ModelPtr model;
+  json base_extra;
+  std::tie(model, base_extra) = in_file(a.config, [&] { return load_base(cfg.adapters->base_model); });
+  std::string base_dir = fs::absolute(cfg.adapters->base_model).lexically_normal().string();
+  if (!base_dir.empty() && base_dir.back() == '/') base_dir.pop_back();
+  cfg.adapters->lora.base_model_name_or_path(base_dir);
+  auto vectorizer = vectorizer_of(base_extra, cfg.adapters->base_model);
+  if (!vectorizer)
+    throw ConfigError(a.config + ": data.train", "prompts need the vectorizer the base model was trained with, and " +
+                                                     cfg.adapters->base_model + "/lighter.json has none");
+  std::optional<peft::PeftModel> adapted;
+  in_file(a.config, [&] { in_adapters([&] { adapted.emplace(model, cfg.adapters->lora, cfg.adapters->adapter_name); }); });
+
+  torch::Tensor prompts = in_file(a.config, [&] { return read_prompts(cfg.train, *vectorizer); });
+  if (cfg.train.shuffle) prompts = prompts.index_select(0, torch::randperm(prompts.size(0), torch::kLong));
+  torch::Tensor heldout;
+  if (cfg.validation) {
+    heldout = in_file(a.config, [&] { return read_prompts(*cfg.validation, *vectorizer); });
+  } else if (cfg.validation_split > 0) {
+    const int64_t n = prompts.size(0);
+    const int64_t held = static_cast<int64_t>(std::floor(static_cast<double>(n) * cfg.validation_split));
+    if (held < 1 || held >= n)
+      throw ConfigError(a.config + ": data.validation_split", "leaves " + std::to_string(held) + " of " +
+                                                                  std::to_string(n) + " prompts held out");
+    heldout = prompts.narrow(0, n - held, held);
+    prompts = prompts.narrow(0, 0, n - held);
+  }
+  in_file(a.config, [&] { check_vocabulary_fits(*model, *vectorizer, prompts.narrow(0, 0, 1)); });
+  model->to(device);
+  const data::TextVectorizer& v = *vectorizer;
+  auto decode = [&v](const std::vector<int64_t>& ids) { return decode_tokens(v, ids); };
+  auto reward = in_file(a.config, [&] {
+    return peft::reward_from_json(rl.reward, "reinforce.reward", decode, rl.base_dir);
+  });
+  auto optimizer = in_file(a.config, [&] { return optimizers::from_json(cfg.optimizer, "compile.optimizer"); });
+  peft::ReinforceTrainer trainer(*adapted, optimizer, reward, rl.options);
+  logger()->info("{}: {} training prompts{} of {} tokens, {} completions of up to {} tokens per update, device {}",
+                 cfg.name, prompts.size(0),
+                 heldout.defined() ? " (" + std::to_string(heldout.size(0)) + " held out)" : std::string(),
+                 prompts.size(1), std::min<int64_t>(rl.batch_size, prompts.size(0)) * rl.options.samples_per_prompt(),
+                 rl.options.max_new_tokens(), device.str());
+  if (cfg.verbose > 0) {
+    std::fputs(model->summary().c_str(), stdout);
+    std::fflush(stdout);
+  }
+
+  fs::path staging = staging_dir(output);
+  std::error_code ec;
+  fs::create_directories(staging, ec);
+  if (ec) throw DataError(staging.string(), "cannot create folder: " + ec.message());
+  FolderLock lock(staging);
+  clear_folder(staging);
+
+  // Held-out scores use their own seed, the same before and after, so both see the same draws of the sampler.
+  const int64_t eval_seed = cfg.seed + 1000003;
+  const int64_t shown = heldout.defined() ? std::min<int64_t>(3, heldout.size(0)) : 0;
+  auto texts = [&](const torch::Tensor& ids) {
+    std::vector<std::string> out;
+    for (int64_t i = 0; i < ids.size(0); ++i) {
+      torch::Tensor row = ids[i].contiguous();
+      out.push_back(decode(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel())));
+    }
+    return out;
+  };
+  json reward_scores = json::object();
+  std::vector<std::string> samples_before;
+  if (heldout.defined()) {
+    reward_scores["heldout_before"] = trainer.evaluate(heldout, rl.evaluation_samples, false, eval_seed);
+    reward_scores["heldout_greedy_before"] = trainer.evaluate(heldout, 1, true);
+    samples_before = texts(trainer.sample(heldout.narrow(0, 0, shown), false, eval_seed));
+    std::printf("held-out reward before: %.4f (%lld prompts x %lld samples; greedy %.4f)\n",
+                reward_scores["heldout_before"].get<double>(), static_cast<long long>(heldout.size(0)),
+                static_cast<long long>(rl.evaluation_samples), reward_scores["heldout_greedy_before"].get<double>());
+    std::fflush(stdout);
+  }
+  std::string csv = "step,reward,reward_std,kl,loss,length,seconds\n";
+  std::vector<double> step_seconds;
+  auto start = std::chrono::steady_clock::now();
+  auto on_step = [&](const peft::ReinforceStats& st) {
+    char line[160];
+    std::snprintf(line, sizeof line, "%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", static_cast<long long>(st.step), st.reward,
+                  st.reward_std, st.kl, st.loss, st.length, st.seconds);
+    csv += line;
+    step_seconds.push_back(st.seconds);
+    if (rl.log_every > 0 && (st.step % rl.log_every == 0 || st.step == rl.steps)) {
+      std::printf("step %lld/%lld  reward %.4f (std %.3f)  kl %.4f  loss %.4f  length %.1f  %.2f s/step\n",
+                  static_cast<long long>(st.step), static_cast<long long>(rl.steps), st.reward, st.reward_std, st.kl,
+                  st.loss, st.length, st.seconds);
+      std::fflush(stdout);
+    }
+  };
+  std::vector<peft::ReinforceStats> history;
+  try {
+    history = trainer.fit(prompts, rl.steps, rl.batch_size, on_step);
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  json metrics = json::object();
+  json samples = json::array();
+  if (heldout.defined()) {
+    reward_scores["heldout_after"] = trainer.evaluate(heldout, rl.evaluation_samples, false, eval_seed);
+    reward_scores["heldout_greedy_after"] = trainer.evaluate(heldout, 1, true);
+    const auto after = texts(trainer.sample(heldout.narrow(0, 0, shown), false, eval_seed));
+    const auto prompt_texts = texts(heldout.narrow(0, 0, shown));
+    for (int64_t i = 0; i < shown; ++i)
+      samples.push_back({{"prompt", prompt_texts[i]}, {"before", samples_before[i]}, {"after", after[i]}});
+    reward_scores["heldout_prompts"] = heldout.size(0);
+    reward_scores["evaluation_samples"] = rl.evaluation_samples;
+  }
+  // The training reward at the start and the end (means of the first and last tenth of the updates).
+  const size_t tenth = std::max<size_t>(1, history.size() / 10);
+  auto mean_reward = [&](size_t from, size_t to) {
+    double sum = 0;
+    for (size_t i = from; i < to; ++i) sum += history[i].reward;
+    return to > from ? sum / static_cast<double>(to - from) : 0.0;
+  };
+  if (!history.empty()) {
+    reward_scores["training_first"] = mean_reward(0, tenth);
+    reward_scores["training_last"] = mean_reward(history.size() - tenth, history.size());
+    metrics["kl"] = history.back().kl;
+  }
+  metrics["reward"] = reward_scores;
+  if (!samples.empty()) metrics["samples"] = samples;
+  metrics["steps"] = history.size();
+  metrics["train_seconds"] = seconds;
+  std::vector<double> sorted = step_seconds;
+  std::sort(sorted.begin(), sorted.end());
+  metrics["seconds_per_step"] = sorted.empty() ? 0.0 : sorted[sorted.size() / 2];
+  const auto counts = model->count_params();
+  metrics["parameters"] = {{"trainable", counts.trainable}, {"total", counts.total()}};
+
+  json extra = {{"name", cfg.name}};
+  for (const auto& [key, value] : base_extra.items())
+    if (!extra.contains(key) && key != "callback_outputs") extra[key] = value;
+  extra["adapter"] = {{"name", cfg.adapters->adapter_name},
+                      {"base_model", base_dir},
+                      {"base_model_relative", fs::path(base_dir).lexically_relative(output).string()}};
+  extra["reinforce"] = {{"reward", rl.reward},
+                        {"samples_per_prompt", rl.options.samples_per_prompt()},
+                        {"baseline", rl.options.baseline()},
+                        {"max_new_tokens", rl.options.max_new_tokens()},
+                        {"temperature", rl.options.temperature()},
+                        {"kl_coef", rl.options.kl_coef()}};
+  model->to(torch::kCPU);
+  publish(output, [&](const std::string& dir) {
+    adapted->save_adapter(dir);
+    write_file_atomic(dir + "/lighter.json", extra.dump(2) + "\n");
+    write_file_atomic(dir + "/metrics.json", metrics.dump(2) + "\n");
+    write_file_atomic(dir + "/history.csv", csv);
+  }, /*fresh_staging=*/false);
+  if (heldout.defined()) {
+    std::printf("held-out reward after:  %.4f (greedy %.4f); before %.4f\n", reward_scores["heldout_after"].get<double>(),
+                reward_scores["heldout_greedy_after"].get<double>(), reward_scores["heldout_before"].get<double>());
+    for (const auto& s : samples)
+      std::printf("  prompt: %s\n    before: %s\n    after:  %s\n", s["prompt"].get<std::string>().c_str(),
+                  s["before"].get<std::string>().c_str(), s["after"].get<std::string>().c_str());
+  }
+  std::printf("outputs:   %s (adapter_config.json, adapter_model.safetensors, lighter.json, metrics.json, history.csv)\n",
+              cfg.output_dir.c_str());
+  return 0;
+}
+
 int cmd_train(const Args& a) {
   if (a.config.empty()) throw UsageError("train needs a CONFIG file");
   RunConfig cfg = load_run_config(a.config, a.sets);
@@ -564,6 +743,7 @@ int cmd_train(const Args& a) {
   fs::path output = in_file(a.config, [&] { return checked_output_dir(cfg.output_dir); });
   seed_everything(static_cast<uint64_t>(cfg.seed));
   if (cfg.deterministic) training::set_deterministic(true);
+  if (cfg.reinforce) return train_reinforce(a, cfg, output, device);
 
   // Everything is checked (model, compile, data) before any training or writing. With adapters the model is the
   // base run's (architecture, weights, lighter.json), wrapped in a PeftModel that trains the adapter only.
@@ -868,6 +1048,7 @@ std::pair<models::ModelPtr, json> load_trained(const Args& a) {
 int cmd_evaluate(const Args& a) {
   if (a.config.empty()) throw UsageError("evaluate needs a CONFIG file");
   RunConfig cfg = load_run_config(a.config, a.sets);
+  expect_loss_config(cfg, a);
   auto [model, extra] = load_trained(a);
   auto optimizer = in_file(a.config, [&] { return optimizers::from_json(cfg.optimizer, "compile.optimizer"); });
   in_file(a.config, [&] { model->compile(optimizer, cfg.loss, cfg.metrics); });
@@ -1006,6 +1187,7 @@ int cmd_predict(const Args& a) {
 // metric, else the loss).
 ensemble::GreedySoup greedy_soup_of(const Args& a, const std::vector<ensemble::Weights>& weights) {
   RunConfig cfg = load_run_config(a.config, a.sets);
+  expect_loss_config(cfg, a);
   auto model = load_model(a.models.front());
   json extra = load_model_extra(a.models.front());
   if (extra.is_null()) extra = json::object();

@@ -35,7 +35,10 @@ std::pair<torch::Tensor, torch::Tensor> next_token_windows(const torch::Tensor& 
   return {windows.narrow(1, 0, sequence_length).contiguous(), windows.narrow(1, 1, sequence_length).contiguous()};
 }
 
-data::Table read_language_model(const DataSource& s, data::TextVectorizer& vectorizer, bool adapt) {
+namespace {
+
+// A source's file as one UTF-8 text: a BOM dropped, CRLF read as LF. Errors name the source's path.
+std::string read_source_text(const DataSource& s) {
   const std::string& at = s.json_path;
   if (!fs::is_regular_file(s.path))
     throw ConfigError(at + ".path", (fs::exists(s.path) ? "not a file: " : "no such file: ") + s.path);
@@ -58,6 +61,14 @@ data::Table read_language_model(const DataSource& s, data::TextVectorizer& vecto
   size_t bad = 0;
   if (!data::is_valid_utf8(text, &bad))
     throw DataError(s.path, "not valid UTF-8 (the only encoding supported) at byte " + std::to_string(bad));
+  return text;
+}
+
+}  // namespace
+
+data::Table read_language_model(const DataSource& s, data::TextVectorizer& vectorizer, bool adapt) {
+  const std::string& at = s.json_path;
+  std::string text = read_source_text(s);
   if (adapt && !vectorizer.has_vocabulary()) {
     vectorizer.adapt({text});
     logger()->info("text vocabulary: {} tokens (padding and OOV included) from {}", vectorizer.vocabulary_size(),
@@ -78,6 +89,26 @@ data::Table read_language_model(const DataSource& s, data::TextVectorizer& vecto
   table.y = y;
   table.target_name = "next_token";
   return table;
+}
+
+torch::Tensor read_prompts(const DataSource& s, const data::TextVectorizer& vectorizer) {
+  const std::string text = read_source_text(s);
+  std::vector<torch::Tensor> rows;
+  size_t lines = 0, start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    ++lines;
+    torch::Tensor ids = token_ids(vectorizer, text.substr(start, end - start));
+    if (ids.size(0) >= s.prompt_length) rows.push_back(ids.narrow(0, 0, s.prompt_length));
+    start = end + 1;
+  }
+  if (rows.empty())
+    throw ConfigError(s.json_path + ".prompt_length", "no line of " + s.path + " has " +
+                                                          std::to_string(s.prompt_length) + " tokens");
+  logger()->info("{}: {} prompts of {} tokens from {} lines (shorter lines skipped)", s.path, rows.size(),
+                 s.prompt_length, lines);
+  return torch::stack(rows);
 }
 
 double unigram_bits_per_token(const torch::Tensor& train_targets, const torch::Tensor& targets, int64_t vocabulary_size) {

@@ -28,6 +28,10 @@ std::pair<torch::Tensor, torch::Tensor> next_token_windows(const torch::Tensor& 
 /// source's JSON path: a missing file, a text too short for one window.
 data::Table read_language_model(const DataSource& source, data::TextVectorizer& vectorizer, bool adapt);
 
+/// Reads a `prompts` source: the first prompt_length ids of each line of the file (shorter lines skipped), int64
+/// (prompts, prompt_length). ConfigError naming the source when no line is long enough.
+torch::Tensor read_prompts(const DataSource& source, const data::TextVectorizer& vectorizer);
+
 /// Cross-entropy in bits per token of a unigram model on `targets`: the token frequencies of `train_targets`
 /// with add-one (Laplace) smoothing over `vocabulary_size` ids, i.e. -mean(log2 p(t)) over the ids t of `targets`.
 /// The baseline a language model's bits per token (loss / ln 2) should beat.

@@ -24,7 +24,7 @@ DataSource parse_source(const json& j, const std::string& path, const std::strin
   ConfigReader r(j, path);
   DataSource s;
   s.json_path = path;
-  s.format = r.choice("format", "csv", {"csv", "idx", "npy", "text", "language_model"});
+  s.format = r.choice("format", "csv", {"csv", "idx", "npy", "text", "language_model", "prompts"});
   if (s.format == "csv") {
     s.path = resolve(base_dir, r.get<std::string>("path"));
     const json& target = r.raw_or_null("target");
@@ -55,6 +55,10 @@ DataSource parse_source(const json& j, const std::string& path, const std::strin
       if (s.label_separator.empty()) throw ConfigError(r.path_of("label_separator"), "must not be empty");
     }
     r.choice("encoding", "utf-8", {"utf-8"});
+  } else if (s.format == "prompts") {
+    s.path = resolve(base_dir, r.get<std::string>("path"));
+    s.prompt_length = r.positive_int("prompt_length");
+    r.choice("encoding", "utf-8", {"utf-8"});
   } else if (s.format == "language_model") {
     s.path = resolve(base_dir, r.get<std::string>("path"));
     s.sequence_length = r.positive_int("sequence_length");
@@ -64,7 +68,7 @@ DataSource parse_source(const json& j, const std::string& path, const std::strin
     s.x = resolve(base_dir, r.get<std::string>("x"));
     if (r.has("y")) s.y = resolve(base_dir, r.get<std::string>("y"));
   }
-  if (s.format != "csv" && s.format != "language_model") s.classes = r.get<std::vector<std::string>>("classes", {});
+  if (s.format != "csv" && s.format != "language_model" && s.format != "prompts") s.classes = r.get<std::vector<std::string>>("classes", {});
   s.shuffle = r.get<bool>("shuffle", false);
   r.finish();
   return s;
@@ -122,6 +126,31 @@ AdapterSpec parse_adapters(const json& j, const std::string& base_dir) {
     throw ConfigError(join_path("adapters", e.path()), e.message());
   }
   return a;
+}
+
+ReinforceSpec parse_reinforce(const json& j, const std::string& base_dir, int64_t seed) {
+  if (!j.is_object()) throw ConfigError("reinforce", "expected an object, got " + describe(j));
+  ConfigReader r(j, "reinforce");
+  ReinforceSpec spec;
+  spec.base_dir = base_dir;
+  spec.reward = r.raw("reward");
+  spec.steps = r.positive_int("steps", spec.steps);
+  spec.batch_size = r.positive_int("batch_size", spec.batch_size);
+  spec.evaluation_samples = r.positive_int("evaluation_samples", spec.evaluation_samples);
+  spec.log_every = r.get<int64_t>("log_every", spec.log_every);
+  if (spec.log_every < 0) throw ConfigError(r.path_of("log_every"), "expected 0 or a positive integer");
+  // The trainer's options: the rest of the section (seeded by the run's seed unless given).
+  json options = json::object();
+  for (const char* key : {"samples_per_prompt", "baseline", "max_new_tokens", "temperature", "end_token_id", "kl_coef",
+                          "seed"})
+    if (r.has(key)) options[key] = r.raw(key);
+  r.finish();
+  if (!options.contains("seed")) options["seed"] = seed;
+  spec.options = peft::reinforce_options_from_json(options, "reinforce");
+  // The reward is built once here (a missing word list is reported before anything else happens).
+  peft::reward_from_json(spec.reward, "reinforce.reward", [](const std::vector<int64_t>&) { return std::string(); },
+                         base_dir);
+  return spec;
 }
 
 }  // namespace
@@ -232,9 +261,37 @@ RunConfig parse_run_config(const json& config, const std::string& base_dir, cons
           member["path"] = resolve(base_dir, member["path"].get<std::string>());
   }
 
+  const bool prompts = c.train.format == "prompts" || (c.validation && c.validation->format == "prompts") ||
+                       (c.test && c.test->format == "prompts");
+  if (r.has("reinforce")) {
+    c.reinforce = parse_reinforce(r.raw("reinforce"), base_dir, c.seed);
+    if (!with_adapters)
+      throw ConfigError("reinforce", "needs an \"adapters\" section: the adapter is what trains, on the model of "
+                                     "adapters.base_model (with adapters disabled, the KL reference)");
+    if (c.train.format != "prompts")
+      throw ConfigError("data.train.format", "a reinforce run samples from prompts: expected \"prompts\", got \"" +
+                                                 c.train.format + "\"");
+    if (c.validation && c.validation->format != "prompts")
+      throw ConfigError("data.validation.format", "expected \"prompts\" in a reinforce run, got \"" +
+                                                      c.validation->format + "\"");
+    if (c.test) throw ConfigError("data.test", "a reinforce run scores held-out prompts: give data.validation or "
+                                               "data.validation_split");
+    if (r.has("fit"))
+      throw ConfigError("fit", "leave it out in a reinforce run: reinforce.steps and reinforce.batch_size say how long "
+                               "it trains");
+  } else if (prompts) {
+    throw ConfigError("data.train.format", "\"prompts\" sources belong to reward-based runs (a \"reinforce\" section)");
+  }
+
   ConfigReader k = r.child("compile");
   c.optimizer = k.get<json>("optimizer", "adam");
-  c.loss = k.raw("loss");
+  if (c.reinforce) {
+    if (k.has("loss") || k.has("metrics"))
+      throw ConfigError(k.path_of(k.has("loss") ? "loss" : "metrics"),
+                        "leave it out in a reinforce run: the reward (reinforce.reward) is what it optimises");
+  } else {
+    c.loss = k.raw("loss");
+  }
   const json& metrics = k.raw_or_null("metrics");
   if (!metrics.is_null()) {
     if (!metrics.is_array()) throw ConfigError(k.path_of("metrics"), "expected a list, got " + describe(metrics));

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lighter/peft/lora.h"
+#include "lighter/peft/reinforce.h"
 
 namespace lighter::cli {
 
@@ -30,6 +31,10 @@ namespace lighter::cli {
 ///       the loss is sparse_categorical_crossentropy over (N, sequence_length, vocabulary) scores. Validation and
 ///       test sources must be language_model sources too; data.validation_split takes the last windows, i.e. the
 ///       end of the text. The vectorizer's output_sequence_length does not apply (must be null).
+///   {"format": "prompts", "path": ..., "prompt_length": 24}
+///       prompts of a reward-based run (the "reinforce" section): one per line of the file (UTF-8, CRLF read as LF),
+///       each the first prompt_length tokens of its line through the base model's vectorizer; shorter lines are
+///       skipped. data.validation_split takes the last prompts as the held-out ones.
 /// idx and npy take "classes" (names of the class ids) too; every format takes "shuffle".
 struct DataSource {
   std::string format = "csv";
@@ -43,6 +48,7 @@ struct DataSource {
   std::string folder;          // text: a folder of class sub-folders (else `path` is a file of labelled lines)
   std::string label_separator = "\t";
   int64_t sequence_length = 0, sequence_stride = 0;  // language_model
+  int64_t prompt_length = 0;                          // prompts
   std::vector<std::string> classes;
   /// Shuffle the rows once after reading (seeded by the run's seed): for files sorted by class, so that
   /// validation_split, which takes the last rows as Keras does, gets every class.
@@ -70,6 +76,23 @@ struct AdapterSpec {
   peft::LoraConfig lora;
 };
 
+/// The `"reinforce"` section: reward-based fine-tuning (REINFORCE with a leave-one-out or group baseline,
+/// lighter/peft/reinforce.h) of an adapter on a saved language model. Needs the "adapters" section (the policy is the
+/// base with the adapter; the KL reference is the base alone) and a "prompts" training source; compile gives the
+/// optimizer only (no loss or metrics) and there is no "fit" section:
+///   {"reward": {"class_name": "DictionaryWords", "config": {"path": "/usr/share/dict/words", "min_length": 2}},
+///    "steps": 100, "batch_size": 8,          updates, and prompts per update (each sampled samples_per_prompt times)
+///    "evaluation_samples": 4,                completions per held-out prompt when scoring before and after
+///    "log_every": 10,                        a progress line every so many updates (0: none)
+///    "samples_per_prompt": 4, "baseline": "rloo" | "group" | "none", "max_new_tokens": 32, "temperature": 1.0,
+///    "end_token_id": -1, "kl_coef": 0.0, "seed": the run's seed}
+struct ReinforceSpec {
+  nlohmann::json reward;
+  peft::ReinforceOptions options;
+  int64_t steps = 100, batch_size = 8, evaluation_samples = 4, log_every = 10;
+  std::string base_dir;  // the config file's folder (relative word-list paths resolve against it)
+};
+
 struct RunConfig {
   std::string name = "run";
   std::string file;  // the config file ("" when built in memory)
@@ -91,6 +114,8 @@ struct RunConfig {
   nlohmann::json model;     // Keras JSON (null with adapters: the base model's)
   /// The `"adapters"` section, when the run trains an adapter on a saved model.
   std::optional<AdapterSpec> adapters;
+  /// The `"reinforce"` section, when the run fine-tunes the adapter with rewards instead of a loss.
+  std::optional<ReinforceSpec> reinforce;
   nlohmann::json optimizer = "adam";
   nlohmann::json loss;
   std::vector<nlohmann::json> metrics;
