@@ -1,9 +1,10 @@
 // Fine-tuning examples: a character language model pretrained on the King James Bible, adapted to Moby-Dick by full
-// fine-tuning, LoRA and DoRA (examples/finetune/README.md).
+// fine-tuning, LoRA and DoRA, and tuned toward a reward with REINFORCE (examples/finetune/README.md).
 // Each subcommand lives in its own header; what they share (the base model, text windows, bits per character,
 // sampling) is in common.h; this file only dispatches.
 //
 //   build/example_finetune lm [options]
+//   build/example_finetune reward [options]
 //   build/example_finetune SUBCOMMAND --help
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "examples/finetune/adapt_lm.h"
+#include "examples/finetune/reward.h"
 
 namespace L = lighter;
 
@@ -27,6 +29,8 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> c = {
       {"lm", "KJV character LM adapted to Moby-Dick: full fine-tuning, LoRA and DoRA, bits per character",
        finetune::lm::run_command},
+      {"reward", "the KJV LM's LoRA adapter trained with REINFORCE/RLOO toward a reward (dictionary words), held out",
+       finetune::reward::run_command},
   };
   return c;
 }

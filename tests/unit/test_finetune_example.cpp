@@ -4,9 +4,11 @@
 #include <random>
 
 #include "examples/finetune/adapt_lm.h"
+#include "examples/finetune/reward.h"
 
 // The fine-tuning example (examples/finetune) run small on made-up texts: a model pretrained on one word list and
-// adapted to another by full fine-tuning, LoRA and DoRA, through the functions `example_finetune lm` calls.
+// adapted to another by full fine-tuning, LoRA and DoRA, through the functions `example_finetune lm` calls; and an
+// adapter trained toward a reward (fewer e's) with REINFORCE, through those of `example_finetune reward`.
 
 namespace L = lighter;
 namespace F = finetune;
@@ -136,4 +138,63 @@ TEST_CASE("The fine-tuning example adapts a pretrained LM by full fine-tuning, L
   F::PretrainOptions other = o.pretrain;
   other.steps = 5;
   REQUIRE_FALSE(F::pretrain_or_load(source, other, (out / "kjv_base").string(), false, 0).reused);
+}
+
+TEST_CASE("The reward example trains a LoRA adapter with REINFORCE and raises the held-out reward",
+          "[finetune][examples][reinforce]") {
+  const std::string text = made_up_text(kSourceWords, 40000, 3);
+  F::reward::Options o;
+  auto& lm = o.pretrain.lm;
+  lm.vocabulary_size = 40;
+  lm.positions = 32;
+  lm.embedding_dim = 32;
+  lm.intermediate_dim = 64;
+  lm.num_heads = 2;
+  lm.blocks = 1;
+  lm.dropout = 0.0;
+  o.pretrain.steps = 60;
+  o.pretrain.batch_size = 8;
+  o.pretrain.sequence_length = 32;
+  o.pretrain.learning_rate = 1e-2;
+  o.pretrain.heldout_fraction = 0.05;
+  o.reward = F::reward::no_e_reward();
+  o.reward_name = "no_e";
+  o.prompt_length = 8;
+  o.max_new_tokens = 16;
+  o.steps = 40;
+  o.batch_size = 8;
+  o.rank = 4;
+  o.alpha = 8;
+  o.learning_rate = 1e-2;
+  o.kl_coef = 0.01;
+  o.heldout_prompts = 32;
+  o.evaluation_samples = 4;
+  o.eval_windows = 0;
+  o.log_every = 0;
+  o.output = lighter_test::temp_dir("finetune_reward_example");
+
+  F::reward::Report r = F::reward::run(text, o);
+  F::reward::print(r);
+  // The reward is minus the share of e's: the adapter learns to write fewer of them on prompts it never saw.
+  INFO("held-out reward before " << r.reward_before << ", after " << r.reward_after);
+  REQUIRE(r.reward_before < -0.03);  // the made-up words have e's (about 7% of the characters)
+  REQUIRE(r.reward_after > r.reward_before / 2);
+  REQUIRE(r.training_last > r.training_first);
+  REQUIRE(r.heldout_prompts == 32);
+  REQUIRE(r.train_prompts > 500);
+  REQUIRE(r.history.size() == 40);
+  REQUIRE(r.kl_first >= 0);
+  REQUIRE(r.kl_last > r.kl_first);  // the adapter moved away from the base
+  const int64_t d = 32, ff = 64, rank = 4;
+  REQUIRE(r.trained_params == 4 * rank * (d + d) + rank * (d + ff) + rank * (ff + d));
+  REQUIRE(std::isfinite(r.bpc_before));
+  REQUIRE(std::isfinite(r.bpc_after));
+  REQUIRE(r.samples.size() == 3);
+  REQUIRE(r.samples[0].prompt.size() == 8);
+  namespace fs = std::filesystem;
+  json results = L::read_json_file((fs::path(o.output) / "rloo_no_e" / "results.json").string());
+  REQUIRE(results["heldout_reward"]["after"].get<double>() == Approx(r.reward_after));
+  REQUIRE(results["history"].size() == 40);
+  REQUIRE(fs::exists(fs::path(o.output) / "rloo_no_e" / "adapter_model.safetensors"));
+  LIGHTER_REQUIRE_THROWS_WITH(F::reward::line_prompts(L::data::TextVectorizer(), "ab\ncd\n", 5), "no line has 5");
 }
