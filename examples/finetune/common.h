@@ -34,6 +34,16 @@ inline double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/// 141249 -> "141,249".
+inline std::string with_commas(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return (n < 0 ? "-" : "") + out;
+}
+
 /// FNV-1a of a text: tells whether a saved base was pretrained on the same text.
 inline uint64_t fnv1a(const std::string& text) {
   uint64_t h = 1469598103934665603ull;

@@ -120,7 +120,7 @@ TEST_CASE("The fine-tuning example adapts a pretrained LM by full fine-tuning, L
   REQUIRE(results["rows"][2]["trained_parameters"] == 1792);
   REQUIRE(results["rows"][2]["moby_dick_bits_per_character"].get<double>() == Approx(lora.target_bpc));
   REQUIRE(results["base_parameters"] == report.base_params);
-  REQUIRE_THAT(L::read_text_file((out / "results.md").string()), LIGHTER_CONTAINS("| LoRA (r 4, alpha 8) | 1792 |"));
+  REQUIRE_THAT(L::read_text_file((out / "results.md").string()), LIGHTER_CONTAINS("| LoRA (r 4, alpha 8) | 1,792 |"));
   REQUIRE(fs::exists(out / "lora" / "adapter_model.safetensors"));
   REQUIRE(fs::exists(out / "dora" / "adapter_config.json"));
 
