@@ -28,7 +28,7 @@ struct Options {
   int64_t max_new_tokens = 48;     // characters generated after it
   int64_t samples_per_prompt = 4;  // completions per prompt (the leave-one-out baseline compares them)
   int64_t batch_size = 8;          // prompts per update
-  int64_t steps = 150;
+  int64_t steps = 600;
   double learning_rate = 1e-3;
   double kl_coef = 0.05;
   double temperature = 1.0;
@@ -256,7 +256,7 @@ inline int run_command(const std::vector<std::string>& words) {
         "  --output DIR          kjv_base/ and rloo_REWARD/ (adapter, results.json) (default runs/finetune)\n"
         "  --reward words|no_e   dictionary words (default; --word-list, default /usr/share/dict/words from\n"
         "                        Debian's wamerican) or no letter e\n"
-        "  --steps N             updates (default 150)\n"
+        "  --steps N             updates (default 600)\n"
         "  --batch N             prompts per update (default 8)\n"
         "  --samples K           completions per prompt (default 4)\n"
         "  --prompt-length N, --new-tokens N   characters of prompt and completion (default 24, 48)\n"

@@ -314,13 +314,15 @@ ReinforceStats ReinforceTrainer::step(const torch::Tensor& prompts) {
   try {
     // The reference runs first, before the policy's graph exists (disabling adapters swaps the tensors of
     // modules_to_save).
+    // The KL is measured whenever there is a reference (it costs one forward pass without gradient) and
+    // penalised when kl_coef > 0.
     torch::Tensor ref;
-    if (options_.kl_coef() > 0) ref = reference_log_probs(p_dev, c_dev);
+    if (peft_ || reference_) ref = reference_log_probs(p_dev, c_dev);
     torch::Tensor log_probs = completion_log_probs(*policy_, p_dev, c_dev, options_.temperature());
     if (ref.defined()) {
       torch::Tensor kl = ((log_probs.detach() - ref) * m_dev).sum(1).to(torch::kCPU, torch::kFloat);
       stats.kl = kl.mean().item<double>();
-      shaped = rewards - options_.kl_coef() * kl;
+      if (options_.kl_coef() > 0) shaped = rewards - options_.kl_coef() * kl;
     }
     torch::Tensor loss = reinforce_loss(log_probs, m_dev, advantages(shaped, k, options_.baseline()));
     optimizer_->zero_grad();

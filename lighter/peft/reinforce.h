@@ -70,7 +70,7 @@ struct ReinforceOptions {
   TORCH_ARG(double, temperature) = 1.0;
   /// A completion ends after this id (-1: none, every completion has max_new_tokens tokens).
   TORCH_ARG(int64_t, end_token_id) = -1;
-  /// β of the KL penalty (0: no reference is run).
+  /// β of the KL penalty (0: the KL to the reference is measured, when there is one, but not penalised).
   TORCH_ARG(double, kl_coef) = 0.0;
   /// Seed of the sampler (-1: the global generator).
   TORCH_ARG(int64_t, seed) = -1;
@@ -87,7 +87,8 @@ struct ReinforceStats {
   int64_t step = 0;
   double reward = 0;       // the reward's mean, without the KL penalty
   double reward_std = 0;   // its standard deviation over the batch
-  double kl = 0;           // mean per-completion Σ (log π - log π_ref); 0 without a reference
+  double kl = 0;           // mean per-completion Σ (log π - log π_ref) (measured with any reference, penalised
+                           // only when kl_coef > 0); 0 without a reference
   double loss = 0;
   double length = 0;       // mean number of valid completion tokens
   double seconds = 0;      // wall time of the update (sampling included)
