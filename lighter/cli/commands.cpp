@@ -615,13 +615,7 @@ int train_reinforce(const Args& a, RunConfig& cfg, const fs::path& output, const
     std::fflush(stdout);
   }
 
-  fs::path staging = staging_dir(output);
-  std::error_code ec;
-  fs::create_directories(staging, ec);
-  if (ec) throw DataError(staging.string(), "cannot create folder: " + ec.message());
-  FolderLock lock(staging);
-  clear_folder(staging);
-
+  // Nothing is written while it trains: the output folder is published at the end (see publish).
   // Held-out scores use their own seed, the same before and after, so both see the same draws of the sampler.
   const int64_t eval_seed = cfg.seed + 1000003;
   const int64_t shown = heldout.defined() ? std::min<int64_t>(3, heldout.size(0)) : 0;
@@ -660,13 +654,7 @@ int train_reinforce(const Args& a, RunConfig& cfg, const fs::path& output, const
       std::fflush(stdout);
     }
   };
-  std::vector<peft::ReinforceStats> history;
-  try {
-    history = trainer.fit(prompts, rl.steps, rl.batch_size, on_step);
-  } catch (...) {
-    fs::remove_all(staging, ec);
-    throw;
-  }
+  std::vector<peft::ReinforceStats> history = trainer.fit(prompts, rl.steps, rl.batch_size, on_step);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   json metrics = json::object();
@@ -721,7 +709,7 @@ int train_reinforce(const Args& a, RunConfig& cfg, const fs::path& output, const
     write_file_atomic(dir + "/lighter.json", extra.dump(2) + "\n");
     write_file_atomic(dir + "/metrics.json", metrics.dump(2) + "\n");
     write_file_atomic(dir + "/history.csv", csv);
-  }, /*fresh_staging=*/false);
+  });
   if (heldout.defined()) {
     std::printf("held-out reward after:  %.4f (greedy %.4f); before %.4f\n", reward_scores["heldout_after"].get<double>(),
                 reward_scores["heldout_greedy_after"].get<double>(), reward_scores["heldout_before"].get<double>());

@@ -38,25 +38,32 @@ const std::vector<std::string> kTargetWords = {"whale", "sea",   "ship",  "ahab"
                                                "boat",  "harpoon", "captain", "deck", "oil",     "queequeg",
                                                "starbuck", "cabin", "sperm", "jaw"};
 
+// A one-block model of width 32 over 40 ids, pretrained for 60 steps on windows of 32 characters.
+F::PretrainOptions small_pretraining() {
+  F::PretrainOptions p;
+  p.lm.vocabulary_size = 40;
+  p.lm.positions = 32;
+  p.lm.embedding_dim = 32;
+  p.lm.intermediate_dim = 64;
+  p.lm.num_heads = 2;
+  p.lm.blocks = 1;
+  p.lm.dropout = 0.0;
+  p.steps = 60;
+  p.batch_size = 8;
+  p.sequence_length = 32;
+  p.learning_rate = 1e-2;
+  p.heldout_fraction = 0.05;
+  return p;
+}
+
 }  // namespace
 
 TEST_CASE("The fine-tuning example adapts a pretrained LM by full fine-tuning, LoRA and DoRA",
           "[finetune][examples][peft]") {
   const std::string source = made_up_text(kSourceWords, 40000, 1), target = made_up_text(kTargetWords, 20000, 2);
   F::lm::Options o;
-  auto& lm = o.pretrain.lm;
-  lm.vocabulary_size = 40;
-  lm.positions = 32;
-  lm.embedding_dim = 32;
-  lm.intermediate_dim = 64;
-  lm.num_heads = 2;
-  lm.blocks = 1;
-  lm.dropout = 0.0;
-  o.pretrain.steps = 60;
-  o.pretrain.batch_size = 8;
-  o.pretrain.sequence_length = 32;
-  o.pretrain.learning_rate = 1e-2;
-  o.pretrain.heldout_fraction = 0.05;
+  o.pretrain = small_pretraining();
+  const auto& lm = o.pretrain.lm;
   o.steps = 40;
   o.batch_size = 8;
   o.sequence_length = 32;
@@ -144,19 +151,7 @@ TEST_CASE("The reward example trains a LoRA adapter with REINFORCE and raises th
           "[finetune][examples][reinforce]") {
   const std::string text = made_up_text(kSourceWords, 40000, 3);
   F::reward::Options o;
-  auto& lm = o.pretrain.lm;
-  lm.vocabulary_size = 40;
-  lm.positions = 32;
-  lm.embedding_dim = 32;
-  lm.intermediate_dim = 64;
-  lm.num_heads = 2;
-  lm.blocks = 1;
-  lm.dropout = 0.0;
-  o.pretrain.steps = 60;
-  o.pretrain.batch_size = 8;
-  o.pretrain.sequence_length = 32;
-  o.pretrain.learning_rate = 1e-2;
-  o.pretrain.heldout_fraction = 0.05;
+  o.pretrain = small_pretraining();
   o.reward = F::reward::no_e_reward();
   o.reward_name = "no_e";
   o.prompt_length = 8;
