@@ -556,6 +556,28 @@ class StepTimer : public training::Callback {
   int64_t steps_ = 0;
 };
 
+// The base folder of an adapter run as an absolute path without a trailing '/'; the config's LoraConfig records it
+// (adapter_config.json's base_model_name_or_path).
+std::string resolve_adapter_base(AdapterSpec& spec) {
+  std::string dir = fs::absolute(spec.base_model).lexically_normal().string();
+  if (!dir.empty() && dir.back() == '/') dir.pop_back();
+  spec.lora.base_model_name_or_path(dir);
+  return dir;
+}
+
+// An adapter run's lighter.json: the run's own `extra`, what the base saved beside its model (class names,
+// vectorizer) where the run has none, and the "adapter" record naming the base, which evaluate, predict and generate
+// load and adapt (load_trained): absolute, and relative to the run (used when the absolute one is gone, e.g. after
+// both folders moved together).
+void add_adapter_record(json& extra, const json& base_extra, const AdapterSpec& spec, const std::string& base_dir,
+                        const fs::path& output) {
+  for (const auto& [key, value] : base_extra.items())
+    if (!extra.contains(key) && key != "callback_outputs") extra[key] = value;
+  extra["adapter"] = {{"name", spec.adapter_name},
+                      {"base_model", base_dir},
+                      {"base_model_relative", fs::path(base_dir).lexically_relative(output).string()}};
+}
+
 // Commands that score with the config's loss refuse a reward-based run's config, which has none.
 void expect_loss_config(const RunConfig& cfg, const Args& a) {
   if (cfg.reinforce)
@@ -572,9 +594,7 @@ int train_reinforce(const Args& a, RunConfig& cfg, const fs::path& output, const
   models::ModelPtr model;
   json base_extra;
   std::tie(model, base_extra) = in_file(a.config, [&] { return load_base(cfg.adapters->base_model); });
-  std::string base_dir = fs::absolute(cfg.adapters->base_model).lexically_normal().string();
-  if (!base_dir.empty() && base_dir.back() == '/') base_dir.pop_back();
-  cfg.adapters->lora.base_model_name_or_path(base_dir);
+  const std::string base_dir = resolve_adapter_base(*cfg.adapters);
   auto vectorizer = vectorizer_of(base_extra, cfg.adapters->base_model);
   if (!vectorizer)
     throw ConfigError(a.config + ": data.train", "prompts need the vectorizer the base model was trained with, and " +
@@ -692,11 +712,7 @@ int train_reinforce(const Args& a, RunConfig& cfg, const fs::path& output, const
   metrics["parameters"] = {{"trainable", counts.trainable}, {"total", counts.total()}};
 
   json extra = {{"name", cfg.name}};
-  for (const auto& [key, value] : base_extra.items())
-    if (!extra.contains(key) && key != "callback_outputs") extra[key] = value;
-  extra["adapter"] = {{"name", cfg.adapters->adapter_name},
-                      {"base_model", base_dir},
-                      {"base_model_relative", fs::path(base_dir).lexically_relative(output).string()}};
+  add_adapter_record(extra, base_extra, *cfg.adapters, base_dir, output);
   extra["reinforce"] = {{"reward", rl.reward},
                         {"samples_per_prompt", rl.options.samples_per_prompt()},
                         {"baseline", rl.options.baseline()},
@@ -753,9 +769,7 @@ int cmd_train(const Args& a) {
   std::optional<peft::PeftModel> adapted;
   std::string base_dir;
   if (cfg.adapters) {
-    base_dir = fs::absolute(cfg.adapters->base_model).lexically_normal().string();
-    if (!base_dir.empty() && base_dir.back() == '/') base_dir.pop_back();
-    cfg.adapters->lora.base_model_name_or_path(base_dir);
+    base_dir = resolve_adapter_base(*cfg.adapters);
     in_file(a.config, [&] {
       in_adapters([&] { adapted.emplace(model, cfg.adapters->lora, cfg.adapters->adapter_name); });
     });
@@ -968,16 +982,9 @@ int cmd_train(const Args& a) {
   if (!callback_outputs.empty()) extra["callback_outputs"] = callback_outputs;
   if (vectorizer) extra["text_vectorization"] = vectorizer->to_json();
   if (adapted) {
-    // An adapter run holds the adapter only; lighter.json names its base, which evaluate, predict and generate load
-    // and adapt (load_trained). What the base saved beside its model (class names, vectorizer) carries over.
-    for (const auto& [key, value] : base_extra.items())
-      if (!extra.contains(key) && key != "callback_outputs") extra[key] = value;
+    // An adapter run holds the adapter only.
+    add_adapter_record(extra, base_extra, *cfg.adapters, base_dir, output);
     if (train.classes.empty() && base_extra.contains("classes")) extra["classes"] = base_extra["classes"];
-    // The base as an absolute path, and relative to the run (used when the absolute one is gone, e.g. after both
-    // folders moved together).
-    extra["adapter"] = {{"name", cfg.adapters->adapter_name},
-                        {"base_model", base_dir},
-                        {"base_model_relative", fs::path(base_dir).lexically_relative(output).string()}};
   }
   model->to(torch::kCPU);
   publish(output, [&](const std::string& dir) {

@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "char_lm_run.h"
 #include "lighter/core/safetensors.h"
 #include "lighter/peft/lora.h"
 
@@ -14,6 +15,7 @@
 namespace L = lighter;
 namespace P = lighter::peft;
 using lighter_test::max_abs_diff;
+using lighter_test::write_json;
 using L::layers::Conv1D;
 using L::layers::Conv1DOptions;
 using L::layers::Conv2D;
@@ -582,11 +584,6 @@ json iris_adapter_run(const std::string& base, const std::string& output_dir) {
   return c;
 }
 
-std::string write_json(const std::string& file, const json& j) {
-  std::ofstream(file) << j.dump(2);
-  return file;
-}
-
 // Every file of a folder with its bytes.
 std::map<std::string, std::string> folder_bytes(const std::string& dir) {
   std::map<std::string, std::string> out;
@@ -826,22 +823,7 @@ TEST_CASE("A language-model adapter run reuses the base model's vocabulary", "[p
     }();
   }
   // a, b, c, space, newline, padding and OOV: 7 ids.
-  json layers = json::array(
-      {{{"class_name", "InputLayer"}, {"config", {{"batch_shape", {nullptr, nullptr}}, {"dtype", "int64"}}}},
-       {{"class_name", "Embedding"}, {"config", {{"input_dim", 7}, {"output_dim", 8}}}},
-       {{"class_name", "Dense"}, {"config", {{"units", 7}}}}});
-  json base = {{"name", "tiny_lm"},
-               {"device", "cpu"},
-               {"data",
-                {{"train", {{"format", "language_model"}, {"path", dir + "/base.txt"}, {"sequence_length", 8}}},
-                 {"validation_split", 0.2},
-                 {"text_vectorization", {{"split", "character"}, {"standardize", nullptr}}}}},
-               {"model", {{"class_name", "Sequential"}, {"config", {{"name", "tiny_lm"}, {"layers", layers}}}}},
-               {"compile",
-                {{"optimizer", {{"class_name", "Adam"}, {"config", {{"learning_rate", 0.01}}}}},
-                 {"loss", {{"class_name", "SparseCategoricalCrossentropy"}, {"config", {{"from_logits", true}}}}}}},
-               {"fit", {{"epochs", 2}, {"batch_size", 8}, {"verbose", 0}}},
-               {"output_dir", dir + "/base"}};
+  json base = lighter_test::tiny_char_lm_run(dir + "/base.txt", dir + "/base", 2, 0.01);
   std::string out;
   int rc = lighter_test::run_cli("train " + write_json(dir + "/base.json", base), &out);
   INFO(out);

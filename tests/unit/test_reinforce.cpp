@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "char_lm_run.h"
 #include "lighter/peft/lora.h"
 #include "lighter/peft/reinforce.h"
 
@@ -240,15 +241,6 @@ TEST_CASE("REINFORCE on a LoRA adapter: KL to the adapters-disabled model starts
   REQUIRE(peft.adapters_enabled());
 }
 
-namespace {
-
-std::string save_json(const std::string& file, const json& j) {
-  std::ofstream(file) << j.dump(2);
-  return file;
-}
-
-}  // namespace
-
 TEST_CASE("lighter train with a reinforce section trains an adapter on rewards and reports held-out rewards",
           "[reinforce][cli]") {
   const std::string dir = lighter_test::temp_dir("reinforce_cli");
@@ -257,24 +249,9 @@ TEST_CASE("lighter train with a reinforce section trains an adapter on rewards a
     for (int i = 0; i < 40; ++i) text << "abc cab bca\nbca abc cab\n";
   }
   // A bigram model of the characters: a, b, c, space, newline, padding and OOV are 7 ids.
-  json layers = json::array(
-      {{{"class_name", "InputLayer"}, {"config", {{"batch_shape", {nullptr, nullptr}}, {"dtype", "int64"}}}},
-       {{"class_name", "Embedding"}, {"config", {{"input_dim", 7}, {"output_dim", 8}}}},
-       {{"class_name", "Dense"}, {"config", {{"units", 7}}}}});
-  json base = {{"name", "tiny_lm"},
-               {"device", "cpu"},
-               {"data",
-                {{"train", {{"format", "language_model"}, {"path", dir + "/lines.txt"}, {"sequence_length", 8}}},
-                 {"validation_split", 0.2},
-                 {"text_vectorization", {{"split", "character"}, {"standardize", nullptr}}}}},
-               {"model", {{"class_name", "Sequential"}, {"config", {{"name", "tiny_lm"}, {"layers", layers}}}}},
-               {"compile",
-                {{"optimizer", {{"class_name", "Adam"}, {"config", {{"learning_rate", 0.02}}}}},
-                 {"loss", {{"class_name", "SparseCategoricalCrossentropy"}, {"config", {{"from_logits", true}}}}}}},
-               {"fit", {{"epochs", 3}, {"batch_size", 8}, {"verbose", 0}}},
-               {"output_dir", dir + "/base"}};
+  json base = lighter_test::tiny_char_lm_run(dir + "/lines.txt", dir + "/base", 3, 0.02);
   std::string out;
-  int rc = lighter_test::run_cli("train " + save_json(dir + "/base.json", base), &out);
+  int rc = lighter_test::run_cli("train " + lighter_test::write_json(dir + "/base.json", base), &out);
   INFO(out);
   REQUIRE(rc == 0);
 
@@ -291,7 +268,7 @@ TEST_CASE("lighter train with a reinforce section trains an adapter on rewards a
                {"evaluation_samples", 2}, {"log_every", 10}}},
              {"compile", {{"optimizer", {{"class_name", "Adam"}, {"config", {{"learning_rate", 0.05}}}}}}},
              {"output_dir", dir + "/rl"}};
-  const std::string cfg = save_json(dir + "/rl.json", rl);
+  const std::string cfg = lighter_test::write_json(dir + "/rl.json", rl);
   rc = lighter_test::run_cli("train " + cfg, &out);
   INFO(out);
   REQUIRE(rc == 0);
@@ -328,7 +305,7 @@ TEST_CASE("lighter train with a reinforce section trains an adapter on rewards a
   // Mistakes, each one line naming its place, and no output folder.
   auto fails_with = [&](json config, const std::string& text) {
     config["output_dir"] = dir + "/bad";
-    int code = lighter_test::run_cli("train " + save_json(dir + "/bad.json", config), &out);
+    int code = lighter_test::run_cli("train " + lighter_test::write_json(dir + "/bad.json", config), &out);
     INFO(out);
     REQUIRE(code != 0);
     REQUIRE_THAT(out, LIGHTER_CONTAINS(text));
