@@ -5,6 +5,7 @@
 #include "lighter/core/json.h"
 #include "lighter/core/logging.h"
 #include "lighter/core/registry.h"
+#include "lighter/core/runtime.h"
 #include "lighter/core/shape.h"
 #include "lighter/layers/activations.h"
 #include "lighter/layers/attention.h"

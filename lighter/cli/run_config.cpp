@@ -209,6 +209,8 @@ RunConfig parse_run_config(const json& config, const std::string& base_dir, cons
   c.dtype_policy = r.get<std::string>("dtype_policy", "float32");
   training::precision_from_string(c.dtype_policy, r.path_of("dtype_policy"));  // checked here, before training
   c.deterministic = r.get<bool>("deterministic", false);
+  if (r.has("threads")) c.threads = static_cast<int>(r.positive_int("threads"));
+  c.tune_allocator = r.get<bool>("tune_allocator", true);
   r.ignore({"description"});
 
   ConfigReader d = r.child("data");

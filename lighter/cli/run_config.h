@@ -104,6 +104,10 @@ struct RunConfig {
   /// ATen's deterministic algorithms (and cuDNN's): the same run gives the same weights on CUDA too, sometimes
   /// slower; an operation without a deterministic implementation is an error.
   bool deterministic = false;
+  /// Intra-op threads for `lighter train` (0: Lighter's default, one per hardware thread; --threads wins) and
+  /// whether malloc's thresholds are raised (see lighter/core/runtime.h; --no-tune-allocator wins).
+  int threads = 0;
+  bool tune_allocator = true;
   DataSource train;
   std::optional<DataSource> validation, test;
   /// data.text_vectorization: the TextVectorization options (Keras' config) turning text sources into token ids;

@@ -13,6 +13,7 @@
 
 #include "lighter/core/error.h"
 #include "lighter/core/json.h"
+#include "lighter/core/runtime.h"
 #include "lighter/models/generation.h"
 #include "lighter/peft/lora.h"
 
@@ -234,6 +235,7 @@ ReinforceTrainer::ReinforceTrainer(models::ModelPtr policy, const optimizers::Op
                                    ReinforceOptions options, models::ModelPtr reference)
     : policy_(std::move(policy)), reference_(std::move(reference)), reward_(std::move(reward)), options_(std::move(options)) {
   if (!policy_) throw Error("ReinforceTrainer: no policy model");
+  apply_runtime_defaults();
   if (options_.kl_coef() > 0 && !reference_)
     throw ConfigError("kl_coef", "a KL penalty needs a reference model (or a PeftModel, whose reference is the "
                                  "model with adapters disabled)");
@@ -248,6 +250,7 @@ ReinforceTrainer::ReinforceTrainer(PeftModel& policy, const optimizers::Optimize
                                    ReinforceOptions options)
     : policy_(policy.model()), peft_(&policy), reward_(std::move(reward)), options_(std::move(options)) {
   if (!policy_) throw Error("ReinforceTrainer: the PeftModel holds no model");
+  apply_runtime_defaults();
   init(optimizer);
 }
 

@@ -9,6 +9,7 @@
 #include "lighter/callbacks/backup_and_restore.h"
 #include "lighter/core/error.h"
 #include "lighter/core/logging.h"
+#include "lighter/core/runtime.h"
 #include "lighter/training/progress.h"
 
 namespace lighter {
@@ -40,6 +41,7 @@ Trainer::Trainer(models::ModelImpl& model, optimizers::OptimizerSpec optimizer, 
 
 Trainer::Trainer(models::ModelImpl& model, optimizers::OptimizerSpec optimizer, std::vector<OutputSpec> outputs)
     : model_(model), optimizer_spec_(std::move(optimizer)), outputs_(std::move(outputs)) {
+  apply_runtime_defaults();  // once per process: malloc thresholds and threads (lighter/core/runtime.h)
   const size_t n = model_.num_outputs();
   if (outputs_.size() != n)
     throw ConfigError("compile.loss", "the model has " + std::to_string(n) + " output" + (n == 1 ? "" : "s") + " but " +
