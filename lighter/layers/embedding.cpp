@@ -38,15 +38,26 @@ void EmbeddingImpl::build_impl(const Shape&) {
 torch::Tensor EmbeddingImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(built_, "Embedding layer '", layer_name(), "' is used before it was built");
   torch::Tensor ids = x.scalar_type() == torch::kLong ? x : x.to(torch::kLong);
-  if (ids.numel() > 0) {
-    // ATen would stop with an index error from deep inside (a device-side assert on CUDA): name the id instead.
+  // An id outside [0, input_dim) is named here. On the CPU the lookup checks its indices itself, so the ids are
+  // scanned only when it fails; on a GPU it would stop with a device-side assert instead, so they are checked first
+  // (one reduction and one wait for the device per call).
+  auto check_ids = [&] {
+    if (ids.numel() == 0) return;
     auto range = torch::stack({ids.min(), ids.max()}).cpu();
     const int64_t lo = range[0].item<int64_t>(), hi = range[1].item<int64_t>();
     if (lo < 0 || hi >= options_.input_dim())
       throw ShapeError("layer '" + layer_name() + "' (Embedding): token ids must be in [0, input_dim) = [0, " +
                        std::to_string(options_.input_dim()) + "), got " + std::to_string(lo < 0 ? lo : hi));
+  };
+  if (!ids.device().is_cpu()) check_ids();
+  torch::Tensor looked_up;
+  try {
+    looked_up = torch::embedding(weight, ids);
+  } catch (const c10::Error&) {
+    check_ids();
+    throw;
   }
-  auto out = apply_adapter_hook(ids, torch::embedding(weight, ids));
+  auto out = apply_adapter_hook(ids, looked_up);
   if (!options_.activity_regularizer().is_null() && is_training())
     activity_loss_ = regularizers::penalty(options_.activity_regularizer(), out);
   return out;

@@ -109,15 +109,20 @@ Loss::Loss(std::string config_name, std::string reduction)
   if (reduction_ == "auto") reduction_ = kSumOverBatchSize;
   if (reduction_ != kSumOverBatchSize && reduction_ != "sum")
     throw ConfigError("reduction", "expected sum_over_batch_size or sum, got \"" + reduction_ + "\"");
+  sum_ = reduction_ == "sum";
 }
 
 torch::Tensor Loss::operator()(const torch::Tensor& y_pred, const torch::Tensor& y_true,
                                const torch::Tensor& sample_weight, const torch::Tensor& mask) const {
+  const bool sum = sum_;
+  if (!sum && !sample_weight.defined() && !mask.defined()) {
+    torch::Tensor fused = fused_mean(y_pred, y_true);
+    if (fused.defined()) return fused;
+  }
   torch::Tensor values = per_sample(y_pred, y_true);
   torch::Tensor weighted = values;
   if (sample_weight.defined())
     weighted = weighted * detail::broadcast_weights(sample_weight, values, name() + ": sample_weight");
-  const bool sum = reduction_ == "sum";
   if (mask.defined()) {
     torch::Tensor m = detail::broadcast_weights(mask, values, name() + ": mask");
     weighted = weighted * m;
@@ -253,14 +258,44 @@ torch::Tensor SparseCategoricalCrossentropy::per_sample(const torch::Tensor& y_p
                                                         const torch::Tensor& y_true) const {
   torch::Tensor p = class_scores(y_pred, name());
   torch::Tensor labels = detail::sparse_labels(p, y_true, name());
-  // Checked on the CPU only: on a GPU the check would wait for the device every step.
-  if (labels.device().is_cpu() && labels.numel() > 0) {
-    int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
-    if (lo < 0 || hi >= p.size(-1))
-      throw DataError("y_true", name() + ": label " + std::to_string(lo < 0 ? lo : hi) + " is out of range for " +
-                                    std::to_string(p.size(-1)) + " classes");
+  try {
+    // gather checks its indices on the CPU (a GPU kernel asserts on the device instead of waiting for it here).
+    return -log_probabilities(p, from_logits_).gather(-1, labels.unsqueeze(-1)).squeeze(-1);
+  } catch (const c10::Error&) {
+    throw_label_out_of_range(labels, p.size(-1));
+    throw;
   }
-  return -log_probabilities(p, from_logits_).gather(-1, labels.unsqueeze(-1)).squeeze(-1);
+}
+
+void SparseCategoricalCrossentropy::throw_label_out_of_range(const torch::Tensor& labels, int64_t classes) const {
+  if (labels.numel() == 0) return;
+  const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
+  if (lo < 0 || hi >= classes)
+    throw DataError("y_true", name() + ": label " + std::to_string(lo < 0 ? lo : hi) + " is out of range for " +
+                                  std::to_string(classes) + " classes");
+}
+
+torch::Tensor SparseCategoricalCrossentropy::fused_mean(const torch::Tensor& y_pred, const torch::Tensor& y_true) const {
+  // Anything unusual (other dtypes, shapes to check, empty batches) takes per_sample's path and its messages.
+  if (!y_pred.defined() || !y_true.defined() || y_pred.dim() < 2 || y_pred.numel() == 0 ||
+      (y_pred.scalar_type() != torch::kFloat && y_pred.scalar_type() != torch::kDouble))
+    return {};
+  torch::Tensor labels = y_true;
+  if (labels.dim() == y_pred.dim() && labels.size(-1) == 1) labels = labels.squeeze(-1);
+  if (labels.dim() != y_pred.dim() - 1 || !labels.sizes().equals(y_pred.sizes().slice(0, y_pred.dim() - 1))) return {};
+  if (labels.scalar_type() != torch::kLong) labels = labels.to(torch::kLong);
+  const int64_t classes = y_pred.size(-1);
+  torch::Tensor flat = y_pred.reshape({-1, classes});
+  labels = labels.reshape({-1});
+  // No class is ignored: an index no label can take (ATen's default, -100, could be a bad label).
+  constexpr int64_t kNoIgnoredClass = -(int64_t(1) << 40);
+  try {
+    if (from_logits_) return at::cross_entropy_loss(flat, labels, {}, at::Reduction::Mean, kNoIgnoredClass, 0.0);
+    return at::nll_loss(log_probabilities(flat, false), labels, {}, at::Reduction::Mean, kNoIgnoredClass);
+  } catch (const c10::Error&) {
+    throw_label_out_of_range(labels, classes);  // nll_loss checks its targets on the CPU
+    throw;
+  }
 }
 
 nlohmann::json SparseCategoricalCrossentropy::get_config() const {

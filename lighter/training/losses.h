@@ -44,10 +44,15 @@ class Loss {
 
  protected:
   Loss(std::string config_name, std::string reduction);
+  /// The unweighted, unmasked "sum_over_batch_size" loss in one fused ATen call, for losses that have one (sparse
+  /// categorical cross-entropy: cross_entropy / nll_loss, whose backward is cheaper than per_sample's ops); undefined
+  /// when the loss has none or the inputs need per_sample's checks (operator() then reduces per_sample).
+  virtual torch::Tensor fused_mean(const torch::Tensor& y_pred, const torch::Tensor& y_true) const { return {}; }
 
  private:
   std::string config_name_;
   std::string reduction_;
+  bool sum_ = false;  // reduction_ == "sum", read every step
 };
 using LossPtr = std::shared_ptr<Loss>;
 
@@ -157,7 +162,12 @@ class SparseCategoricalCrossentropy : public Loss {
   std::shared_ptr<Loss> with_logits() const override;
   bool from_logits() const { return from_logits_; }
 
+ protected:
+  torch::Tensor fused_mean(const torch::Tensor& y_pred, const torch::Tensor& y_true) const override;
+
  private:
+  /// DataError naming the first label outside [0, classes), if there is one.
+  void throw_label_out_of_range(const torch::Tensor& labels, int64_t classes) const;
   bool from_logits_;
 };
 

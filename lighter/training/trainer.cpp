@@ -147,8 +147,13 @@ Trainer::StepResult Trainer::run_batch(const Tensors& x, const Tensors& y, const
     const Head& h = heads_[i];
     const torch::Tensor& value = out.values[i];
     torch::Tensor mask = i < out.masks.size() ? out.masks[i] : torch::Tensor();
-    torch::Tensor pred = h.fused ? h.fused_fn(value.detach()) : value.detach();
-    r.predictions.push_back(cast ? pred.to(torch::kFloat) : pred);
+    // The predictions feed the metrics only: a head without metrics leaves them undefined.
+    torch::Tensor pred;
+    if (!h.metrics.empty()) {
+      pred = h.fused ? h.fused_fn(value.detach()) : value.detach();
+      if (cast) pred = pred.to(torch::kFloat);
+    }
+    r.predictions.push_back(pred);
     r.masks.push_back(mask);
     if (!h.loss) {
       r.head_losses.emplace_back();
@@ -223,8 +228,9 @@ torch::Tensor Trainer::train_step(const Tensors& x, const Tensors& y, const torc
     if (finite) opt.step();
   }
   auto batch = static_cast<double>(x.front().size(0));
-  auto detached = loss.detach() * batch;
-  loss_sum_ = loss_sum_.defined() ? loss_sum_ + detached : detached;
+  // The running sum stays on the device (no sync per step), one in-place op per step.
+  if (!loss_sum_.defined()) loss_sum_ = torch::zeros({}, loss.options().requires_grad(false));
+  loss_sum_.add_(loss.detach(), batch);
   if (heads_.size() > 1) {
     head_loss_sums_.resize(heads_.size());
     for (size_t i = 0; i < heads_.size(); ++i) {

@@ -125,6 +125,38 @@ TEST_CASE("categorical crossentropy: probabilities, smoothing, logits", "[losses
   REQUIRE(losses::MeanSquaredError().with_logits() == nullptr);
 }
 
+TEST_CASE("sparse categorical crossentropy: the fused mean equals per_sample's, and bad labels are named", "[losses]") {
+  torch::manual_seed(3);
+  // Unweighted, unmasked batches take one fused ATen call; its value and gradients are per_sample's mean.
+  for (bool logits : {true, false}) {
+    losses::SparseCategoricalCrossentropy loss(logits);
+    for (auto shape : {std::vector<int64_t>{5, 4}, std::vector<int64_t>{2, 3, 4}}) {
+      auto raw = torch::randn(shape);
+      auto p = (logits ? raw : torch::softmax(raw, -1)).detach().requires_grad_(true);
+      auto q = p.detach().clone().requires_grad_(true);
+      std::vector<int64_t> label_shape(shape.begin(), shape.end() - 1);
+      auto y = torch::randint(4, label_shape, torch::kLong);
+      auto fused = loss(p, y);
+      auto reference = loss.per_sample(q, y).mean();
+      REQUIRE(value(fused) == Approx(value(reference)).epsilon(1e-6));
+      fused.backward();
+      reference.backward();
+      REQUIRE(lighter_test::max_abs_diff(p.grad(), q.grad()) < 1e-6);
+    }
+  }
+  // A label outside [0, classes) is an error naming it, on the fused path, the weighted path and the masked path;
+  // -100 (ATen's default ignore_index) is no exception.
+  losses::SparseCategoricalCrossentropy loss(true);
+  auto p = torch::randn({3, 4});
+  for (int64_t bad : {4, -1, -100}) {
+    auto y = torch::tensor(std::vector<int64_t>{0, bad, 1});
+    std::string expected = "label " + std::to_string(bad) + " is out of range for 4 classes";
+    LIGHTER_REQUIRE_THROWS_WITH(loss(p, y), expected);
+    LIGHTER_REQUIRE_THROWS_WITH(loss(p, y, torch::ones({3})), expected);
+    LIGHTER_REQUIRE_THROWS_WITH(loss(p, y, {}, torch::ones({3}, torch::kBool)), expected);
+  }
+}
+
 TEST_CASE("sparse categorical crossentropy: label layouts, sequences and masks", "[losses]") {
   auto p = t2({{0.7, 0.2, 0.1}, {0.1, 0.3, 0.6}});
   double expected = (-std::log(0.7) - std::log(0.6)) / 2;
