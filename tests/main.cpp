@@ -1,5 +1,6 @@
 #define CATCH_CONFIG_RUNNER
 #include "lighter_test.h"
+#include "cli_runs.h"
 
 // Catch2 3 declares Catch::Session in its own header; 2.13's catch.hpp has it already.
 #if __has_include(<catch2/catch_session.hpp>)
@@ -27,9 +28,8 @@ bool have_fixtures() {
   return present;
 }
 
-int run_cli(const std::string& args, std::string* output) {
-  std::string command = std::string(LIGHTER_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
+int run_command(const std::string& command_line, std::string* output) {
+  FILE* pipe = ::popen((command_line + " 2>&1").c_str(), "r");
   if (!pipe) return -1;
   std::string text;
   char buffer[4096];
@@ -38,6 +38,21 @@ int run_cli(const std::string& args, std::string* output) {
   int status = ::pclose(pipe);
   if (output) *output = text;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int run_cli(const std::string& args, std::string* output) {
+  return run_command(std::string(LIGHTER_CLI_PATH) + " " + args, output);
+}
+
+nlohmann::json iris_run_config(int epochs) {
+  nlohmann::json c = lighter::read_json_file(source_path("configs/iris.json"));
+  std::string data = source_path("examples/data/");
+  c["data"]["train"]["path"] = data + "iris_train.csv";
+  c["data"]["test"]["path"] = data + "iris_test.csv";
+  c["fit"]["epochs"] = epochs;
+  c["fit"]["verbose"] = 0;
+  c["device"] = "cpu";
+  return c;
 }
 
 }  // namespace lighter_test

@@ -1,4 +1,5 @@
 #include "lighter_test.h"
+#include "cli_runs.h"
 
 #include <filesystem>
 #include <fstream>
@@ -9,17 +10,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The iris config with absolute data paths, written into `dir`.
-json iris_config() {
-  json c = L::read_json_file(lighter_test::source_path("configs/iris.json"));
-  std::string data = lighter_test::source_path("examples/data/");
-  c["data"]["train"]["path"] = data + "iris_train.csv";
-  c["data"]["test"]["path"] = data + "iris_test.csv";
-  c["fit"]["epochs"] = 3;
-  c["fit"]["verbose"] = 0;
-  c["device"] = "cpu";
-  return c;
-}
+// The iris config with absolute data paths and 3 quiet epochs.
+json iris_config() { return lighter_test::iris_run_config(3); }
 
 std::string write_config(const std::string& dir, const std::string& name, const std::string& text) {
   std::string path = dir + "/" + name;

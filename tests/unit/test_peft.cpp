@@ -1,4 +1,5 @@
 #include "lighter_test.h"
+#include "cli_runs.h"
 
 #include <filesystem>
 #include <fstream>
@@ -564,13 +565,7 @@ namespace fs = std::filesystem;
 
 // The iris config with absolute data paths, a few quiet epochs on the CPU, writing into `output_dir`.
 json iris_run(const std::string& output_dir, int epochs = 5) {
-  json c = L::read_json_file(lighter_test::source_path("configs/iris.json"));
-  std::string data = lighter_test::source_path("examples/data/");
-  c["data"]["train"]["path"] = data + "iris_train.csv";
-  c["data"]["test"]["path"] = data + "iris_test.csv";
-  c["fit"]["epochs"] = epochs;
-  c["fit"]["verbose"] = 0;
-  c["device"] = "cpu";
+  json c = lighter_test::iris_run_config(epochs);
   c["output_dir"] = output_dir;
   return c;
 }
