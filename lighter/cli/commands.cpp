@@ -91,10 +91,10 @@ struct Args {
   std::optional<double> lambda, density, t;
 };
 
-/// The runtime settings of a command: --threads, then the config's "threads", then one thread per hardware thread;
-/// (default_thread_count: OMP_NUM_THREADS when set); malloc's thresholds raised unless --no-tune-allocator or the
-/// config's "tune_allocator": false. With
-/// LIGHTER_RUNTIME_DEFAULTS=0 in the environment, what the flags and config leave unset stays as LibTorch set it.
+/// The runtime settings of a command: --threads, else the config's "threads", else default_thread_count() (one per
+/// hardware thread, or OMP_NUM_THREADS when set); malloc's thresholds raised unless --no-tune-allocator or the
+/// config's "tune_allocator": false. With LIGHTER_RUNTIME_DEFAULTS=0 in the environment, what the flags and the
+/// config leave unset stays as LibTorch and glibc set it.
 RuntimeOptions runtime_options(const Args& a, const RunConfig* cfg) {
   const char* env = std::getenv("LIGHTER_RUNTIME_DEFAULTS");
   const bool defaults = !(env && std::string(env) == "0");
