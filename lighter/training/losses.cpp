@@ -42,15 +42,25 @@ torch::Tensor align_target(const torch::Tensor& y_pred, const torch::Tensor& y_t
   return t.to(y_pred.scalar_type());
 }
 
+namespace {
+// Integer labels laid out as y_pred without its class axis ((N) or (N, 1) for (N, C)), as int64; undefined when
+// they do not fit. y_pred has rank 2 or more.
+torch::Tensor fitted_labels(const torch::Tensor& y_pred, const torch::Tensor& y_true) {
+  torch::Tensor t = y_true;
+  if (t.dim() == y_pred.dim() && t.size(-1) == 1) t = t.squeeze(-1);
+  if (t.dim() != y_pred.dim() - 1 || !t.sizes().equals(y_pred.sizes().slice(0, y_pred.dim() - 1))) return {};
+  return t.scalar_type() == torch::kLong ? t : t.to(torch::kLong);
+}
+}  // namespace
+
 torch::Tensor sparse_labels(const torch::Tensor& y_pred, const torch::Tensor& y_true, const std::string& who) {
   if (y_pred.dim() < 2)
     throw ShapeError(who + ": expected predictions [N, C] (one score per class), got " + shape_string(y_pred));
-  torch::Tensor t = y_true;
-  if (t.dim() == y_pred.dim() && t.size(-1) == 1) t = t.squeeze(-1);
-  if (t.dim() != y_pred.dim() - 1 || !t.sizes().equals(y_pred.sizes().slice(0, y_pred.dim() - 1)))
+  torch::Tensor t = fitted_labels(y_pred, y_true);
+  if (!t.defined())
     throw ShapeError(who + ": integer label shape " + shape_string(y_true) + " does not match prediction shape " +
                      shape_string(y_pred) + " (expected the prediction shape without its class axis)");
-  return t.to(torch::kLong);
+  return t;
 }
 
 void read_float32_dtype(ConfigReader& r) {
@@ -280,10 +290,8 @@ torch::Tensor SparseCategoricalCrossentropy::fused_mean(const torch::Tensor& y_p
   if (!y_pred.defined() || !y_true.defined() || y_pred.dim() < 2 || y_pred.numel() == 0 ||
       (y_pred.scalar_type() != torch::kFloat && y_pred.scalar_type() != torch::kDouble))
     return {};
-  torch::Tensor labels = y_true;
-  if (labels.dim() == y_pred.dim() && labels.size(-1) == 1) labels = labels.squeeze(-1);
-  if (labels.dim() != y_pred.dim() - 1 || !labels.sizes().equals(y_pred.sizes().slice(0, y_pred.dim() - 1))) return {};
-  if (labels.scalar_type() != torch::kLong) labels = labels.to(torch::kLong);
+  torch::Tensor labels = detail::fitted_labels(y_pred, y_true);
+  if (!labels.defined()) return {};
   const int64_t classes = y_pred.size(-1);
   torch::Tensor flat = y_pred.reshape({-1, classes});
   labels = labels.reshape({-1});
